@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml, parseDocument } from 'yaml';
+import type { ZodError } from 'zod';
+import { configSchema, type CorbelConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid config:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: CorbelConfig;
+  /** Absolute path of the file, or null when built from the environment alone. */
+  path: string | null;
+  dir: string;
+  /** Absolute data directory. */
+  dataDir: string;
+}
+
+/** `channels.wechat_main.config.mchid: Required`: one line per problem, naming the path. */
+export function formatZodError(err: ZodError, prefix = ''): string[] {
+  return err.issues.map((issue) => {
+    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+    const message = issue.code === 'invalid_type' && issue.received === 'undefined' ? 'required' : issue.message;
+    return `${path || '(root)'}: ${message}`;
+  });
+}
+
+/** Named shortcuts, then the general form CORBEL__SECTION__KEY=value for any config path. */
+const ENV_SHORTCUTS: Record<string, string[]> = {
+  CORBEL_PORT: ['server', 'port'],
+  CORBEL_HOST: ['server', 'host'],
+  CORBEL_PUBLIC_URL: ['server', 'public_url'],
+  CORBEL_DATA_DIR: ['data_dir'],
+  CORBEL_ADMIN_TOKEN: ['admin', 'token'],
+  CORBEL_LOG_LEVEL: ['log', 'level'],
+  CORBEL_MODE: ['mode'],
+};
+
+export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const overrides: Array<[string[], string]> = [];
+  for (const [name, path] of Object.entries(ENV_SHORTCUTS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') overrides.push([path, value]);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('CORBEL__') || value === undefined) continue;
+    overrides.push([name.slice('CORBEL__'.length).toLowerCase().split('__'), value]);
+  }
+  for (const [path, value] of overrides) setPath(raw, path, parseYaml(value) as unknown);
+  return raw;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** `${NAME}` in a string value is replaced from the environment, so secrets can stay out of the file. */
+function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Z0-9_]+)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined) {
+        problems.push(`${path}: environment variable ${name} is not set`);
+        return '';
+      }
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, `${path}.${i}`, problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateEnv(v, env, path ? `${path}.${k}` : k, problems)]));
+  }
+  return value;
+}
+
+export function parseConfigText(text: string, env: NodeJS.ProcessEnv, source: string): CorbelConfig {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `${source}: ${e.message.split('\n')[0]}`));
+  const parsed: unknown = doc.toJS() ?? {};
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError([`${source}: the top level must be a mapping`]);
+  const problems: string[] = [];
+  const interpolated = interpolateEnv(parsed, env, '', problems) as Record<string, unknown>;
+  if (problems.length > 0) throw new ConfigError(problems);
+  const result = configSchema.safeParse(applyEnvOverrides(interpolated, env));
+  if (!result.success) throw new ConfigError(formatZodError(result.error));
+  const references = checkReferences(result.data);
+  if (references.length > 0) throw new ConfigError(references);
+  return result.data;
+}
+
+export function loadConfig(path: string | null, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let text = '';
+  let absolute: string | null = null;
+  if (path) {
+    absolute = resolve(path);
+    try {
+      text = readFileSync(absolute, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`${absolute}: ${(err as Error).message}`]);
+    }
+  }
+  const config = parseConfigText(text, env, absolute ?? '(environment)');
+  const dir = absolute ? dirname(absolute) : process.cwd();
+  // data_dir is relative to the working directory, as a user typing `npm start` expects.
+  return { config, path: absolute, dir, dataDir: resolve(config.data_dir) };
+}
+
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CORBEL_CONFIG ?? 'config/corbel.yaml';
+}
+
+/** Cross-references the schema cannot see. */
+export function checkReferences(config: CorbelConfig): string[] {
+  const problems: string[] = [];
+  config.routing.rules.forEach((rule, i) => {
+    rule.targets.forEach((t, k) => {
+      if (!config.channels[t]) problems.push(`routing.rules.${i}.targets.${k}: no channel account named ${t} (rule ${rule.name})`);
+    });
+  });
+  const names = new Set<string>();
+  config.routing.rules.forEach((rule, i) => {
+    if (names.has(rule.name)) problems.push(`routing.rules.${i}.name: duplicate rule name ${rule.name}`);
+    names.add(rule.name);
+  });
+  return problems;
+}

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+export const channelAccountSchema = z
+  .object({
+    plugin: z.string().min(1),
+    enabled: z.boolean().default(true),
+    /** Sandbox accounts accept payer actions from /v1/sandbox. */
+    sandbox: z.boolean().default(false),
+    /** Service-provider accounts: only merchants bound to the account (with a sub-merchant id) may use it. */
+    requires_binding: z.boolean().default(false),
+    /** Restricts the pay methods this account serves to a subset of its plugin's. */
+    pay_methods: z.array(z.string()).optional(),
+    timeout_ms: positiveInt.default(10_000),
+    config: z.record(z.unknown()).default({}),
+  })
+  .strict();
+
+export const routingRuleSchema = z
+  .object({
+    name: z.string().min(1),
+    match: z
+      .object({
+        pay_method: z.union([z.string(), z.array(z.string())]).optional(),
+        currency: z.union([z.string(), z.array(z.string())]).optional(),
+        amount_min: z.number().int().nonnegative().optional(),
+        amount_max: z.number().int().positive().optional(),
+        merchant: z.union([z.string(), z.array(z.string())]).optional(),
+        merchant_tag: z.union([z.string(), z.array(z.string())]).optional(),
+      })
+      .strict()
+      .default({}),
+    strategy: z.enum(['priority']).default('priority'),
+    targets: z.array(z.string().min(1)).min(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    mode: z.enum(['sandbox', 'live']).default('sandbox'),
+    data_dir: z.string().default('./data'),
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Base URL the channels and merchants reach the gateway at (notify URLs are built from it). */
+        public_url: z.string().url().optional(),
+        body_limit_bytes: positiveInt.default(65_536),
+        shutdown_grace_ms: positiveInt.default(10_000),
+      })
+      .strict()
+      .default({}),
+    store: z
+      .object({
+        driver: z.literal('sqlite').default('sqlite'),
+        /** Relative to data_dir. */
+        path: z.string().default('corbel.db'),
+      })
+      .strict()
+      .default({}),
+    admin: z
+      .object({
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+      })
+      .strict()
+      .default({}),
+    api: z
+      .object({
+        max_amount: positiveInt.default(100_000_000),
+        timestamp_tolerance_s: positiveInt.default(300),
+        currencies: z.array(z.string().regex(/^[A-Z]{3}$/)).default(['CNY']),
+        /** A pending payment older than this is re-queried at the channel on GET. */
+        stale_after_s: positiveInt.default(10),
+        default_expires_in_s: positiveInt.default(900),
+      })
+      .strict()
+      .default({}),
+    fees: z
+      .object({
+        default_rate_bps: z.number().int().min(0).max(10_000).default(60),
+      })
+      .strict()
+      .default({}),
+    webhooks: z
+      .object({
+        timeout_ms: positiveInt.default(5_000),
+        /** Delay before each retry, in seconds; the last one repeats until max_attempts. */
+        retry_schedule_s: z.array(positiveInt).min(1).default([15, 60, 300, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400]),
+        max_attempts: positiveInt.default(16),
+        poll_interval_ms: positiveInt.default(500),
+        concurrency: positiveInt.default(8),
+      })
+      .strict()
+      .default({}),
+    poller: z
+      .object({
+        enabled: z.boolean().default(true),
+        interval_ms: positiveInt.default(1_000),
+        /** Backoff between channel queries of one pending payment, in seconds. */
+        backoff_s: z.array(positiveInt).min(1).default([5, 10, 30, 60, 120, 300]),
+      })
+      .strict()
+      .default({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({}),
+    /** Where to load a plugin from when it is not a folder under plugins/: name → npm package or path. */
+    plugins: z.record(z.string()).default({}),
+    simulators: z
+      .object({
+        /** Start the channel simulators in-process and point the sandbox accounts at them. */
+        enabled: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
+    channels: z.record(channelAccountSchema).default({}),
+    routing: z
+      .object({
+        rules: z.array(routingRuleSchema).default([]),
+      })
+      .strict()
+      .default({}),
+    capabilities: z
+      .record(
+        z
+          .object({
+            enabled: z.boolean().default(true),
+            plugin: z.string().optional(),
+            config: z.record(z.unknown()).default({}),
+          })
+          .strict(),
+      )
+      .default({}),
+  })
+  .strict();
+
+export type CorbelConfig = z.infer<typeof configSchema>;
+export type ChannelAccountConfig = z.infer<typeof channelAccountSchema>;
+export type RoutingRuleConfig = z.infer<typeof routingRuleSchema>;

@@ -1,0 +1,74 @@
+import { z, type ZodType, type ZodTypeDef } from 'zod';
+import { ApiError } from '../errors.js';
+
+const outNo = z.string().min(1).max(64).regex(/^[A-Za-z0-9_\-.:]+$/, 'letters, digits and _ - . : only');
+const url = z.string().url().max(1024).refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
+/** Minor units: a positive safe integer. A string, a fraction or a negative is rejected, never rounded. */
+const minorUnits = z.number({ invalid_type_error: 'must be an integer number of minor units (fen)' }).int('must be an integer number of minor units (fen)').positive('must be greater than 0').max(Number.MAX_SAFE_INTEGER);
+
+export const createPaymentSchema = z
+  .object({
+    out_trade_no: outNo,
+    amount: minorUnits,
+    currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY').default('CNY'),
+    pay_method: z.string().min(1).max(64),
+    subject: z.string().min(1).max(128).optional(),
+    notify_url: url.optional(),
+    return_url: url.optional(),
+    expires_in: z.number().int().min(60).max(7 * 86_400).optional(),
+    payer: z
+      .object({
+        openid: z.string().min(1).max(128).optional(),
+        auth_code: z.string().regex(/^\d{10,32}$/, 'must be the digits of the payer\'s code').optional(),
+        client_ip: z.string().ip().optional(),
+      })
+      .strict()
+      .optional(),
+    metadata: z.record(z.string().max(500)).refine((m) => Object.keys(m).length <= 50, 'at most 50 keys').optional(),
+  })
+  .strict();
+
+export const createRefundSchema = z
+  .object({
+    out_refund_no: outNo,
+    amount: minorUnits,
+    reason: z.string().max(256).optional(),
+  })
+  .strict();
+
+export const createMerchantSchema = z
+  .object({
+    name: z.string().min(1).max(128),
+    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+    fee_rate_bps: z.number().int().min(0).max(10_000).optional(),
+  })
+  .strict();
+
+export const reviewSchema = z.object({ reason: z.string().max(512).optional() }).strict();
+
+export const createAppSchema = z
+  .object({
+    auth_type: z.enum(['hmac', 'rsa']),
+    public_key: z.string().max(8_192).optional(),
+    notify_url: url.optional(),
+  })
+  .strict();
+
+export const bindingSchema = z
+  .object({
+    sub_merchant_id: z.string().min(1).max(64).optional(),
+    params: z.record(z.string().max(256)).optional(),
+  })
+  .strict();
+
+/** Validates input, turning the first problem into a 400 that names the field. */
+export function parseInput<T>(schema: ZodType<T, ZodTypeDef, unknown>, input: unknown): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const param = issue.path.join('.') || undefined;
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') message = 'required';
+  else if (issue.code === 'unrecognized_keys') message = `unknown field(s): ${issue.keys.join(', ')}`;
+  throw new ApiError('invalid_request', param ? `${param}: ${message}` : message, issue.code === 'unrecognized_keys' ? issue.keys[0] : param);
+}

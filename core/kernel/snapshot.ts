@@ -1,0 +1,177 @@
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { ChannelAccount, ChannelPlugin } from '../contract/channel.js';
+import type { CapabilityInstance, CapabilityPlugin } from '../contract/capability.js';
+import type { LoadedConfig } from '../config/load.js';
+import { formatZodError } from '../config/load.js';
+import type { CorbelConfig } from '../config/schema.js';
+import type { Metrics } from '../ops/metrics.js';
+import { compileRoutes, type CompiledRoutes } from '../routing/decide.js';
+import { KernelChannelHttp } from './channel-http.js';
+import { loadPlugin, type AnyPlugin } from './plugin-loader.js';
+
+export interface AccountEntry {
+  name: string;
+  plugin: string;
+  sandbox: boolean;
+  requiresBinding: boolean;
+  payMethods: ReadonlySet<string>;
+  instance: ChannelAccount | null;
+  /** Why the account is not serving, when it is not. */
+  error: string | null;
+  http: KernelChannelHttp | null;
+}
+
+export interface CapabilityEntry {
+  name: string;
+  plugin: string;
+  instance: CapabilityInstance | null;
+  error: string | null;
+}
+
+export interface PluginProblem {
+  name: string;
+  kind: 'channel' | 'capability';
+  reason: string;
+}
+
+/**
+ * One immutable view of the configuration with its plugin instances, compiled routes and parsed
+ * keys. A request captures one on entry; a reload builds a new one and swaps the reference.
+ */
+export class ConfigSnapshot {
+  private refs = 0;
+  private retired = false;
+  private disposed = false;
+
+  constructor(
+    readonly version: number,
+    readonly loadedAt: Date,
+    readonly source: LoadedConfig,
+    readonly accounts: ReadonlyMap<string, AccountEntry>,
+    readonly capabilities: readonly CapabilityEntry[],
+    readonly routes: CompiledRoutes,
+    readonly problems: readonly PluginProblem[],
+    /** The gateway's public base URL, resolved. */
+    readonly publicUrl: string,
+  ) {}
+
+  get config(): CorbelConfig {
+    return this.source.config;
+  }
+
+  account(name: string): AccountEntry | undefined {
+    return this.accounts.get(name);
+  }
+
+  acquire(): this {
+    this.refs++;
+    return this;
+  }
+
+  release(): void {
+    this.refs--;
+    if (this.retired && this.refs === 0) void this.dispose();
+  }
+
+  /** Called when a newer snapshot has taken over: disposes once the last in-flight request releases it. */
+  retire(): void {
+    this.retired = true;
+    if (this.refs === 0) void this.dispose();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const a of this.accounts.values()) {
+      await a.instance?.dispose().catch(() => undefined);
+      a.http?.dispose();
+    }
+    for (const c of this.capabilities) await c.instance?.dispose().catch(() => undefined);
+  }
+}
+
+export interface BuildDeps {
+  logger: Logger;
+  metrics: Metrics;
+  /** Resolved public URL (the listening address when none is configured). */
+  publicUrl: string;
+}
+
+/** Builds a snapshot. Plugin failures are collected per plugin, never thrown, so the rest can serve. */
+export async function buildSnapshot(version: number, source: LoadedConfig, deps: BuildDeps): Promise<ConfigSnapshot> {
+  const { config } = source;
+  const problems: PluginProblem[] = [];
+  const modules = new Map<string, AnyPlugin | Error>();
+  const moduleFor = async (name: string): Promise<AnyPlugin> => {
+    if (!modules.has(name)) modules.set(name, await loadPlugin(name, config.plugins, source.dir).catch((e: Error) => e));
+    const m = modules.get(name)!;
+    if (m instanceof Error) throw m;
+    return m;
+  };
+
+  const accounts = new Map<string, AccountEntry>();
+  for (const [name, account] of Object.entries(config.channels)) {
+    const entry: AccountEntry = { name, plugin: account.plugin, sandbox: account.sandbox, requiresBinding: account.requires_binding, payMethods: new Set(), instance: null, error: null, http: null };
+    accounts.set(name, entry);
+    if (!account.enabled) {
+      entry.error = 'disabled in config';
+      continue;
+    }
+    try {
+      const plugin = await moduleFor(account.plugin);
+      if (plugin.manifest.kind !== 'channel') throw new Error(`${account.plugin} is a ${plugin.manifest.kind} plugin, not a channel`);
+      const channel = plugin as ChannelPlugin;
+      const served = account.pay_methods ?? channel.manifest.payMethods;
+      const unknown = served.filter((m) => !channel.manifest.payMethods.includes(m));
+      if (unknown.length) throw new Error(`pay_methods: ${unknown.join(', ')} not served by plugin ${account.plugin}`);
+      const parsed = channel.manifest.configSchema.safeParse(account.config);
+      if (!parsed.success) throw new Error(formatZodError(parsed.error, `channels.${name}.config`).join('; '));
+      const logger = deps.logger.child({ plugin: account.plugin, account: name });
+      entry.http = new KernelChannelHttp(name, account.timeout_ms, logger, deps.metrics);
+      const dataDir = join(source.dataDir, 'plugins', account.plugin);
+      mkdirSync(dataDir, { recursive: true });
+      entry.instance = await channel.createAccount(parsed.data, {
+        accountName: name, sandbox: account.sandbox, logger, http: entry.http, dataDir, configDir: source.dir, publicUrl: deps.publicUrl,
+      });
+      entry.payMethods = new Set(served);
+    } catch (err) {
+      entry.error = (err as Error).message;
+      entry.http?.dispose();
+      entry.http = null;
+      problems.push({ name: `channels.${name}`, kind: 'channel', reason: entry.error });
+    }
+  }
+
+  const capabilities: CapabilityEntry[] = [];
+  for (const [name, cap] of Object.entries(config.capabilities)) {
+    if (!cap.enabled) continue;
+    const pluginName = cap.plugin ?? name;
+    const entry: CapabilityEntry = { name, plugin: pluginName, instance: null, error: null };
+    capabilities.push(entry);
+    try {
+      const plugin = await moduleFor(pluginName);
+      if (plugin.manifest.kind !== 'capability') throw new Error(`${pluginName} is a ${plugin.manifest.kind} plugin, not a capability`);
+      const capability = plugin as CapabilityPlugin;
+      const parsed = capability.manifest.configSchema.safeParse(cap.config);
+      if (!parsed.success) throw new Error(formatZodError(parsed.error, `capabilities.${name}.config`).join('; '));
+      const logger = deps.logger.child({ plugin: pluginName });
+      const dataDir = join(source.dataDir, 'plugins', pluginName);
+      mkdirSync(dataDir, { recursive: true });
+      entry.instance = await capability.create(parsed.data, {
+        logger, http: new KernelChannelHttp(name, 10_000, logger, deps.metrics), dataDir, configDir: source.dir, publicUrl: deps.publicUrl,
+      });
+    } catch (err) {
+      entry.error = (err as Error).message;
+      problems.push({ name: `capabilities.${name}`, kind: 'capability', reason: entry.error });
+    }
+  }
+
+  const routes = compileRoutes(
+    config.routing.rules,
+    [...accounts.values()].map((a) => ({ name: a.name, payMethods: a.payMethods, available: a.instance !== null, requiresBinding: a.requiresBinding })),
+  );
+  for (const p of problems) deps.logger.error({ plugin: p.name, reason: p.reason }, 'plugin failed to load; the rest of the gateway keeps serving');
+  return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routes, problems, deps.publicUrl);
+}
