@@ -114,7 +114,8 @@ const ROOT_SUBJECT: forge.pki.CertificateField[] = [
 function merchantSubject(mchid: string): forge.pki.CertificateField[] {
   return [
     { name: 'countryName', value: 'CN' },
-    { name: 'organizationName', value: '微信商户系统' },
+    // forge wants UTF-8 as a binary string plus an explicit UTF8String tag for non-ASCII values.
+    { name: 'organizationName', value: forge.util.encodeUtf8('微信商户系统'), valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class },
     { name: 'organizationalUnitName', value: 'Corbel sandbox merchant' },
     { name: 'commonName', value: mchid },
   ];
