@@ -406,3 +406,19 @@ test.serial('payer page for weixin:// code_url and control fail', async (t) => {
   const list = await control('GET', '/__sim/orders');
   t.true((list.json as unknown as Json[]).some((order) => order.out_trade_no === outTradeNo && order.status === 'CLOSED'));
 });
+
+test.serial('key material persists across restarts and credentials.json is written', async (t) => {
+  const second = await startWechatPaySimulator({ dataDir });
+  try {
+    t.is(second.credentials.direct.merchantCertificateSerial, sim.credentials.direct.merchantCertificateSerial);
+    t.is(second.credentials.platformCertificate.serialNo, sim.credentials.platformCertificate.serialNo);
+    t.is(second.credentials.direct.apiV3Key, sim.credentials.direct.apiV3Key);
+    t.regex(second.credentials.direct.merchantCertificateSerial, /^[0-9A-F]{40}$/);
+    t.is(second.credentials.direct.apiV3Key.length, 32);
+    t.is(second.credentials.direct.apiV2Key.length, 32);
+    const written = JSON.parse(readFileSync(join(dataDir, 'simulators', 'wechatpay', 'credentials.json'), 'utf8')) as Json;
+    t.is(written.baseUrl, second.url);
+  } finally {
+    await second.close();
+  }
+});
