@@ -195,7 +195,7 @@ export class WechatPaySimulator {
     const merchant = this.merchant(auth.mchid);
     if (!merchant) return jsonError(401, 'SIGN_ERROR', '商户号不存在或未开通APIv3');
     if (auth.serial_no.toUpperCase() !== merchant.certificateSerial) {
-      return jsonError(401, 'SIGN_ERROR', `商户证书序列号有误。请使用签名私钥匹配的证书序列号`, { detail: { serial_no: auth.serial_no } });
+      return jsonError(401, 'SIGN_ERROR', '商户证书序列号有误。请使用签名私钥匹配的证书序列号', { location: 'header', serial_no: auth.serial_no });
     }
     const timestamp = Number(auth.timestamp);
     if (!Number.isInteger(timestamp) || Math.abs(unixSeconds() - timestamp) > CLOCK_SKEW_SECONDS) {
