@@ -10,16 +10,16 @@ import { STATEMENT_HEADER, chinaTime, businessDate, feeFen, statementCsv, type P
 const protocolPath = fileURLToPath(new URL('../../../plugins/bank/simulator/PROTOCOL.md', import.meta.url));
 const protocol = readFileSync(protocolPath, 'utf8');
 
-/** The fenced blocks of section 9, in order. */
+/** The fenced blocks of section 10, in order. */
 function vectorBlocks(): string[] {
-  const section = protocol.slice(protocol.indexOf('## 9. Test vectors'), protocol.indexOf('## 10.'));
+  const section = protocol.slice(protocol.indexOf('## 10. Test vectors'), protocol.indexOf('## 11.'));
   return [...section.matchAll(/```\n([\s\S]*?)\n```/g)].map((match) => match[1]);
 }
 
 const [keyPem, body, bodyHash, requestBase, signature, notifyBase] = vectorBlocks();
 const sha256Hex = (data: string) => createHash('sha256').update(data).digest('hex');
 
-test('section 9 has the six vector blocks', (t) => {
+test('section 10 has the six vector blocks', (t) => {
   t.is(vectorBlocks().length, 6);
   t.true(keyPem.startsWith('-----BEGIN PRIVATE KEY-----'));
 });

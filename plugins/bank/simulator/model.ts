@@ -104,7 +104,7 @@ export interface Refund {
   failure?: { code: RefundFailureCode; message: string };
 }
 
-/** Sandbox fee: 0.6 %, rounded half up to the fen (PROTOCOL.md section 10). */
+/** Sandbox fee: 0.6 %, rounded half up to the fen (PROTOCOL.md section 11). */
 export function feeFen(amount: number): number {
   return Math.floor((amount * 6 + 500) / 1000);
 }
