@@ -163,7 +163,7 @@ export class UnionPayGateway {
   query(request: AcpFields): GatewayResult {
     const error =
       this.authenticate(request) ??
-      checkFields(request, [RULES.txnType, RULES.txnSubType, RULES.accessType, RULES.queryBizType, RULES.txnTime]) ??
+      checkFields(request, [RULES.txnType, RULES.txnSubType, RULES.accessType, RULES.knownBizType, RULES.txnTime]) ??
       (request.txnType === '00' && request.txnSubType === '00' ? null : withDetail(RESP.NO_PERMISSION, 'txnType/txnSubType')) ??
       (request.queryId ? null : checkFields(request, [RULES.orderId]));
     if (error) return { type: 'fields', fields: this.errorFields(request, error) };
@@ -279,7 +279,7 @@ export class UnionPayGateway {
   private refundOrCancel(request: AcpFields, kind: 'refund' | 'cancel'): GatewayResult {
     const error =
       checkFields(request, [
-        RULES.queryBizType, RULES.channelType, RULES.orderId, RULES.txnTime, RULES.txnAmt, RULES.optionalCurrencyCode,
+        RULES.knownBizType, RULES.channelType, RULES.orderId, RULES.txnTime, RULES.txnAmt, RULES.optionalCurrencyCode,
         RULES.backUrl, RULES.origQryId,
       ]) ??
       this.checkDuplicate(request) ??

@@ -40,7 +40,7 @@ export const RULES = {
   frontUrl: { field: 'frontUrl', required: false, pattern: URL_PATTERN },
   origQryId: { field: 'origQryId', required: true, pattern: /^[0-9A-Za-z]{1,21}$/ },
   consumeBizType: { field: 'bizType', required: true, allowed: ['000201', '000202', '000000', '000301', '000302'] },
-  queryBizType: { field: 'bizType', required: true, allowed: ['000000', '000201', '000202', '000301', '000302'] },
+  knownBizType: { field: 'bizType', required: true, allowed: ['000000', '000201', '000202', '000301', '000302'] },
   fileBizType: { field: 'bizType', required: true, allowed: ['000000'] },
   fileType: { field: 'fileType', required: true, allowed: ['00'] },
   settleDate: { field: 'settleDate', required: true, pattern: /^(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$/ },
