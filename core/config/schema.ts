@@ -13,6 +13,11 @@ export const channelAccountSchema = z
     /** Restricts the pay methods this account serves to a subset of its plugin's. */
     pay_methods: z.array(z.string()).optional(),
     timeout_ms: positiveInt.default(10_000),
+    /**
+     * Sandbox only: take the account's credentials from the plugin's in-process simulator
+     * (true, or the name of one of the simulator's identities); `config` then overrides single fields.
+     */
+    simulator: z.union([z.boolean(), z.string().min(1)]).optional(),
     config: z.record(z.unknown()).default({}),
   })
   .strict();

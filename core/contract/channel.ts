@@ -172,7 +172,24 @@ export interface ChannelAccountContext extends PluginContext {
   sandbox: boolean;
 }
 
+/** A running channel simulator (sandbox only). */
+export interface RunningChannelSimulator {
+  url: string;
+  credentials: unknown;
+  close(): Promise<void>;
+}
+
+/**
+ * How the sandbox wires a plugin to its simulator: start it, and turn the credentials it issued
+ * into this plugin's config. `variant` picks one of the simulator's identities (e.g. "service_provider").
+ */
+export interface ChannelSandbox<Config> {
+  startSimulator(opts: { dataDir: string; host?: string; port?: number }): Promise<RunningChannelSimulator>;
+  accountConfig(credentials: unknown, variant: string | undefined): Config;
+}
+
 export interface ChannelPlugin<Config = unknown> {
   manifest: PluginManifest<Config> & { kind: 'channel'; payMethods: readonly string[] };
   createAccount(config: Config, ctx: ChannelAccountContext): Promise<ChannelAccount>;
+  sandbox?: ChannelSandbox<Config>;
 }
