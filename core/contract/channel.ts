@@ -110,12 +110,16 @@ export interface RefundRequest {
   amount: MinorUnits;
   reason?: string;
   notifyUrl: string;
+  /** When the refund was created; the same value on every later call about it. */
+  createdAt: Date;
 }
 
 export interface RefundReference {
   channelRefundNo: string;
   payment: PaymentReference;
   amount: MinorUnits;
+  /** When the refund was created (channels such as UnionPay need the original request time to query it). */
+  createdAt: Date;
 }
 
 /** A notification exactly as it reached the gateway, before any parsing. */

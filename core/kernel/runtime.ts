@@ -3,7 +3,7 @@ import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import type { Metrics } from '../ops/metrics.js';
-import { buildSnapshot, type ConfigSnapshot, type PluginProblem } from './snapshot.js';
+import { buildSnapshot, type BuildDeps, type ConfigSnapshot, type PluginProblem } from './snapshot.js';
 
 export type ReloadResult = { ok: true; version: number; warnings: string[] } | { ok: false; problems: string[] };
 
@@ -27,21 +27,24 @@ export class ConfigRuntime {
   private debounce: NodeJS.Timeout | null = null;
   private readonly onSighup = () => void this.reload('SIGHUP');
   lastReload: { at: Date; trigger: string; result: ReloadResult } | null = null;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
 
   private constructor(
     initial: ConfigSnapshot,
     private readonly configPath: string | null,
     private readonly env: NodeJS.ProcessEnv,
-    private readonly logger: Logger,
-    private readonly metrics: Metrics,
+    private readonly deps: BuildDeps,
   ) {
+    this.logger = deps.logger;
+    this.metrics = deps.metrics;
     this.snapshot = initial;
     this.version = initial.version;
   }
 
-  static async start(source: LoadedConfig, env: NodeJS.ProcessEnv, deps: { logger: Logger; metrics: Metrics; publicUrl: string }): Promise<ConfigRuntime> {
+  static async start(source: LoadedConfig, env: NodeJS.ProcessEnv, deps: BuildDeps): Promise<ConfigRuntime> {
     const snapshot = await buildSnapshot(1, source, deps);
-    return new ConfigRuntime(snapshot, source.path, env, deps.logger, deps.metrics);
+    return new ConfigRuntime(snapshot, source.path, env, deps);
   }
 
   get current(): ConfigSnapshot {
@@ -58,7 +61,7 @@ export class ConfigRuntime {
     let result: ReloadResult;
     try {
       const source = loadConfig(this.configPath, this.env);
-      const candidate = await buildSnapshot(this.version + 1, source, { logger: this.logger, metrics: this.metrics, publicUrl: this.snapshot.publicUrl });
+      const candidate = await buildSnapshot(this.version + 1, source, this.deps);
       const fresh = newProblems(this.snapshot.problems, candidate.problems);
       if (fresh.length > 0) {
         await candidate.dispose();

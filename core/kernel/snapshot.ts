@@ -97,6 +97,8 @@ export interface BuildDeps {
   metrics: Metrics;
   /** Resolved public URL (the listening address when none is configured). */
   publicUrl: string;
+  /** Credentials issued by the running sandbox simulators, by plugin name. */
+  simulators?: ReadonlyMap<string, unknown>;
 }
 
 /** Builds a snapshot. Plugin failures are collected per plugin, never thrown, so the rest can serve. */
@@ -126,7 +128,16 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
       const served = account.pay_methods ?? channel.manifest.payMethods;
       const unknown = served.filter((m) => !channel.manifest.payMethods.includes(m));
       if (unknown.length) throw new Error(`pay_methods: ${unknown.join(', ')} not served by plugin ${account.plugin}`);
-      const parsed = channel.manifest.configSchema.safeParse(account.config);
+      let rawConfig: unknown = account.config;
+      if (account.simulator !== undefined && account.simulator !== false) {
+        const credentials = deps.simulators?.get(account.plugin);
+        if (!account.sandbox) throw new Error('simulator: only sandbox accounts may use a simulator');
+        if (!channel.sandbox) throw new Error(`simulator: plugin ${account.plugin} ships no simulator`);
+        if (credentials === undefined) throw new Error('simulator: the simulator is not running (set simulators.enabled: true)');
+        const variant = typeof account.simulator === 'string' ? account.simulator : undefined;
+        rawConfig = { ...(channel.sandbox.accountConfig(credentials, variant) as object), ...account.config };
+      }
+      const parsed = channel.manifest.configSchema.safeParse(rawConfig);
       if (!parsed.success) throw new Error(formatZodError(parsed.error, `channels.${name}.config`).join('; '));
       const logger = deps.logger.child({ plugin: account.plugin, account: name });
       entry.http = new KernelChannelHttp(name, account.timeout_ms, logger, deps.metrics);

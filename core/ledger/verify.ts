@@ -1,4 +1,5 @@
 import type { Store } from '../store/index.js';
+import type { SqlExecutor } from '../store/sqlite.js';
 import { paymentSucceededLines, refundSucceededLines } from './postings.js';
 
 export interface LedgerReport {
@@ -12,11 +13,14 @@ export interface LedgerReport {
  * Checks that every journal balances, that every succeeded payment and refund has exactly the
  * journal the posting rules give, and that no journal exists without one.
  */
-export async function verifyLedger(store: Store): Promise<LedgerReport> {
-  const db = store.reads;
+export function verifyLedger(store: Store): Promise<LedgerReport> {
+  return store.consistentRead((db) => verifyAt(store, db));
+}
+
+async function verifyAt(store: Store, db: SqlExecutor): Promise<LedgerReport> {
   const problems: string[] = [];
   for (const j of await store.ledger.unbalancedJournals(db)) {
-    problems.push(`journal ${j.id} (${j.kind} ${j.object_id}) does not balance: debit ${j.debit} != credit ${j.credit}`);
+    problems.push(`journal ${j.id} (${j.kind} ${j.object_id}) does not balance: debit ${j.total_debit} != credit ${j.total_credit}`);
   }
   const actual = await store.ledger.journalTotals(db);
   const expected = await store.ledger.expectedFromPayments(db);

@@ -1,4 +1,6 @@
 import { generateKeyPairSync, createPublicKey, randomBytes } from 'node:crypto';
+import { inject, injectable } from 'tsyringe';
+import { TOKENS } from '../kernel/tokens.js';
 import { ApiError } from '../errors.js';
 import { newId } from '../crypto/ids.js';
 import type { Store } from '../store/index.js';
@@ -27,10 +29,14 @@ export interface CreatedApp {
 }
 
 /** Merchant onboarding, apps and channel bindings: used by the admin API and the CLI alike. */
+@injectable()
 export class MerchantService {
   private readonly listeners: Array<(merchantId: string) => void> = [];
 
-  constructor(private readonly store: Store, private readonly defaultFeeRateBps: () => number) {}
+  constructor(
+    @inject(TOKENS.Store) private readonly store: Store,
+    @inject(TOKENS.DefaultFeeRate) private readonly defaultFeeRateBps: () => number,
+  ) {}
 
   /** Called when a merchant or its apps change, so auth caches drop what they hold. */
   onChange(listener: (merchantId: string) => void): void {

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { inject, injectable } from 'tsyringe';
+import { TOKENS } from '../kernel/tokens.js';
 import { ChannelError, type ChannelAccount, type ChannelPaymentResult, type ChannelRefundResult, type InboundNotification, type NotificationAck, type PaymentReference, type MerchantBinding } from '../contract/channel.js';
 import { ApiError } from '../errors.js';
 import { channelOrderNo, channelRefundNo, newId } from '../crypto/ids.js';
@@ -48,12 +50,13 @@ type Source = 'create' | 'notification' | 'query' | 'poller' | 'close' | 'sandbo
  * goes through one conditional update, with its ledger posting, audit row and outbox event in the
  * same transaction; a channel is only called after the row it concerns is durable.
  */
+@injectable()
 export class PaymentService {
   constructor(
-    private readonly store: Store,
-    private readonly metrics: Metrics,
-    private readonly logger: Logger,
-    private readonly outbox: OutboxSignal,
+    @inject(TOKENS.Store) private readonly store: Store,
+    @inject(TOKENS.Metrics) private readonly metrics: Metrics,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.OutboxSignal) private readonly outbox: OutboxSignal,
   ) {}
 
   // ---------------------------------------------------------------- create
@@ -344,7 +347,7 @@ export class PaymentService {
     try {
       const result = await account.instance!.refund({
         refundId: id, channelRefundNo: channelRefundNo(id), payment: this.referenceOf(payment), amount: input.amount, reason: input.reason,
-        notifyUrl: notifyUrlFor(snapshot, account.name),
+        notifyUrl: notifyUrlFor(snapshot, account.name), createdAt: new Date(now),
       });
       if (result.status === 'pending') {
         await this.store.transaction((tx) => this.store.payments.transitionRefund(tx, id, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo ?? null, nextCheckAt: Date.now() + 2000 }, Date.now()));
@@ -454,7 +457,7 @@ export class PaymentService {
       const account = this.accountFor(snapshot, payment);
       if (!account) continue;
       try {
-        const result = await account.instance!.queryRefund({ channelRefundNo: channelRefundNo(r.id), payment: this.referenceOf(payment), amount: r.amount });
+        const result = await account.instance!.queryRefund({ channelRefundNo: channelRefundNo(r.id), payment: this.referenceOf(payment), amount: r.amount, createdAt: new Date(r.createdAt) });
         const after = await this.applyRefundResult(r.id, result, 'poller');
         if (after.status !== 'pending') continue;
       } catch (err) {

@@ -27,6 +27,10 @@ export class Store {
     return this.db.reads;
   }
 
+  consistentRead<T>(fn: Parameters<SqliteDatabase['consistentRead']>[0] extends (db: infer X) => Promise<unknown> ? (db: X) => Promise<T> : never): Promise<T> {
+    return this.db.consistentRead(fn);
+  }
+
   transaction<T>(fn: Parameters<SqliteDatabase['transaction']>[0] extends (tx: infer X) => Promise<unknown> ? (tx: X) => Promise<T> : never): Promise<T> {
     return this.db.transaction(fn);
   }

@@ -274,10 +274,10 @@ export class LedgerRepository {
     return true;
   }
 
-  async unbalancedJournals(db: SqlExecutor): Promise<Array<{ id: number; kind: string; object_id: string; debit: number; credit: number }>> {
+  async unbalancedJournals(db: SqlExecutor): Promise<Array<{ id: number; kind: string; object_id: string; total_debit: number; total_credit: number }>> {
     return db.all(
-      `SELECT j.id, j.kind, j.object_id, COALESCE(SUM(e.debit),0) AS debit, COALESCE(SUM(e.credit),0) AS credit
-       FROM ledger_journals j LEFT JOIN ledger_entries e ON e.journal_id = j.id GROUP BY j.id HAVING debit != credit OR COUNT(e.id) = 0`,
+      `SELECT j.id, j.kind, j.object_id, COALESCE(SUM(e.debit),0) AS total_debit, COALESCE(SUM(e.credit),0) AS total_credit
+       FROM ledger_journals j LEFT JOIN ledger_entries e ON e.journal_id = j.id GROUP BY j.id HAVING total_debit != total_credit OR COUNT(e.id) = 0`,
     );
   }
 

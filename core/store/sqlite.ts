@@ -97,6 +97,22 @@ export class SqliteDatabase {
     return result;
   }
 
+  /**
+   * Runs several reads against one consistent snapshot (a read transaction on a dedicated
+   * connection, so concurrent plain reads are unaffected).
+   */
+  async consistentRead<T>(fn: (db: SqlExecutor) => Promise<T>): Promise<T> {
+    const conn = await Connection.open(this.path, sqlite3.OPEN_READONLY);
+    try {
+      await conn.exec('PRAGMA busy_timeout=5000; BEGIN');
+      const value = await fn(conn);
+      await conn.exec('COMMIT');
+      return value;
+    } finally {
+      await conn.close();
+    }
+  }
+
   async exec(sql: string): Promise<void> {
     await this.transaction(async () => this.writer.exec(sql));
   }

@@ -2,6 +2,8 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { got, type Got } from 'got';
 import type { Logger } from 'pino';
+import { inject, injectable } from 'tsyringe';
+import { TOKENS } from '../kernel/tokens.js';
 import type { GatewaySigner } from '../crypto/gateway-keys.js';
 import type { Store } from '../store/index.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -26,6 +28,7 @@ export function retryDelayMs(failedAttempts: number, scheduleS: readonly number[
  * Delivers outbox events. The outbox row is the truth: delivery state, attempts and the next
  * attempt time live in the store, so a restart picks up exactly where the last process stopped.
  */
+@injectable()
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -36,11 +39,11 @@ export class WebhookDispatcher {
   private readonly agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
   constructor(
-    private readonly store: Store,
-    private readonly signer: GatewaySigner,
-    private readonly settings: () => DispatcherSettings,
-    private readonly metrics: Metrics,
-    private readonly logger: Logger,
+    @inject(TOKENS.Store) private readonly store: Store,
+    @inject(TOKENS.Signer) private readonly signer: GatewaySigner,
+    @inject(TOKENS.DispatcherSettings) private readonly settings: () => DispatcherSettings,
+    @inject(TOKENS.Metrics) private readonly metrics: Metrics,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {
     this.client = got.extend({ agent: this.agents, retry: { limit: 0 }, throwHttpErrors: false, followRedirect: false });
   }

@@ -1,0 +1,169 @@
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError, defaultConfigPath, loadConfig, type LoadedConfig } from '../core/config/load.js';
+import { Store } from '../core/store/index.js';
+import { migrate } from '../core/store/migrations.js';
+import { SqliteDatabase } from '../core/store/sqlite.js';
+import { MerchantService, type MerchantAction } from '../core/merchants/service.js';
+import { verifyLedger } from '../core/ledger/verify.js';
+import { appToApi, merchantToApi } from '../core/payments/present.js';
+import { ApiError } from '../core/errors.js';
+import { Gateway } from '../core/kernel/gateway.js';
+import { buildSnapshot } from '../core/kernel/snapshot.js';
+import { loadPlugin } from '../core/kernel/plugin-loader.js';
+import { createLogger } from '../core/ops/logger.js';
+import { Metrics } from '../core/ops/metrics.js';
+import type { ChannelPlugin } from '../core/contract/channel.js';
+
+const program = new Command();
+program.name('corbel').description('Corbel: a self-hosted, plugin-based aggregated payment gateway').version('0.1.0')
+  .option('-c, --config <path>', 'config file (env CORBEL_CONFIG)', defaultConfigPath());
+
+function source(): LoadedConfig {
+  return loadConfig(program.opts<{ config: string }>().config);
+}
+
+async function withStore<T>(fn: (store: Store, src: LoadedConfig) => Promise<T>): Promise<T> {
+  const src = source();
+  const store = await Store.open(join(src.dataDir, src.config.store.path));
+  try {
+    return await fn(store, src);
+  } finally {
+    await store.close();
+  }
+}
+
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : human());
+}
+
+program.command('serve').description('start the gateway (HTTP API, webhooks, poller; simulators in sandbox)')
+  .option('-p, --port <port>', 'listen port (env CORBEL_PORT)')
+  .action(async (opts: { port?: string }) => {
+    const env = { ...process.env, ...(opts.port ? { CORBEL_PORT: opts.port } : {}) };
+    const gateway = await Gateway.start({ configPath: program.opts<{ config: string }>().config, env });
+    console.error(`corbel listening on ${gateway.url}${gateway.adminToken ? ` (admin token in ${join(gateway.runtime.current.source.dataDir, 'admin-token')} or your config)` : ''}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      gateway.logger.info({ signal }, 'shutting down');
+      void gateway.stop().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program.command('migrate').description('apply pending schema migrations to the store').option('--json')
+  .action(async (opts: { json?: boolean }) => {
+    const src = source();
+    const db = await SqliteDatabase.open(join(src.dataDir, src.config.store.path));
+    try {
+      const result = await migrate(db);
+      print(opts.json, result, () => (result.applied.length ? `applied ${result.applied.join(', ')} (schema ${result.to})` : `schema is up to date (${result.to})`));
+    } finally {
+      await db.close();
+    }
+  });
+
+const config = program.command('config').description('configuration');
+config.command('check').description('validate the config file and load every plugin it names').option('--json')
+  .action(async (opts: { json?: boolean }) => {
+    let src: LoadedConfig;
+    try {
+      src = source();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      print(opts.json, { ok: false, problems: err.problems }, () => `config invalid:\n  ${err.problems.join('\n  ')}`);
+      process.exitCode = 1;
+      return;
+    }
+    const logger = createLogger('silent');
+    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: await sandboxCredentials(src) });
+    const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
+    await snapshot.dispose();
+    print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems }, () =>
+      problems.length ? `config ${src.path}: plugin problems:\n  ${problems.join('\n  ')}` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`);
+    if (problems.length) process.exitCode = 1;
+  });
+
+/** Credentials of simulators already set up in the data dir, so `config check` can validate sandbox accounts without starting them. */
+async function sandboxCredentials(src: LoadedConfig): Promise<Map<string, unknown>> {
+  const out = new Map<string, unknown>();
+  for (const account of Object.values(src.config.channels)) {
+    if (!account.simulator) continue;
+    try {
+      out.set(account.plugin, JSON.parse(readFileSync(join(src.dataDir, 'simulators', account.plugin, 'credentials.json'), 'utf8')));
+    } catch {
+      // not generated yet: the account is reported as such
+    }
+  }
+  return out;
+}
+
+const merchant = program.command('merchant').description('merchants: onboarding and review');
+merchant.command('create').requiredOption('--name <name>').option('--tags <tags>', 'comma-separated').option('--fee-rate-bps <bps>').option('--json')
+  .action((opts: { name: string; tags?: string; feeRateBps?: string; json?: boolean }) => withStore(async (store, src) => {
+    const m = await new MerchantService(store, () => src.config.fees.default_rate_bps).create({
+      name: opts.name, tags: opts.tags?.split(',').filter(Boolean), fee_rate_bps: opts.feeRateBps === undefined ? undefined : Number(opts.feeRateBps),
+    });
+    print(opts.json, merchantToApi(m), () => `${m.id} ${m.status} ${m.name}`);
+  }));
+for (const action of ['approve', 'reject', 'suspend'] as MerchantAction[]) {
+  merchant.command(`${action} <id>`).option('--reason <reason>').option('--json')
+    .action((id: string, opts: { reason?: string; json?: boolean }) => withStore(async (store, src) => {
+      const m = await new MerchantService(store, () => src.config.fees.default_rate_bps).review(id, action, opts.reason);
+      print(opts.json, merchantToApi(m), () => `${m.id} ${m.status}`);
+    }));
+}
+merchant.command('list').addOption(new Option('--status <status>').choices(['pending_review', 'active', 'rejected', 'suspended'])).option('--json')
+  .action((opts: { status?: 'active'; json?: boolean }) => withStore(async (store, src) => {
+    const list = await new MerchantService(store, () => src.config.fees.default_rate_bps).list(opts.status);
+    print(opts.json, list.map(merchantToApi), () => list.map((m) => `${m.id}\t${m.status}\t${m.name}`).join('\n') || '(no merchants)');
+  }));
+
+const app = program.command('app').description('merchant apps and their keys');
+app.command('create').requiredOption('--merchant <id>').addOption(new Option('--auth <type>').choices(['hmac', 'rsa']).default('hmac'))
+  .option('--public-key-file <path>', 'RSA public key PEM (otherwise a key pair is generated)').option('--notify-url <url>').option('--json')
+  .action((opts: { merchant: string; auth: 'hmac' | 'rsa'; publicKeyFile?: string; notifyUrl?: string; json?: boolean }) => withStore(async (store, src) => {
+    const created = await new MerchantService(store, () => src.config.fees.default_rate_bps).createApp(opts.merchant, {
+      auth_type: opts.auth, public_key: opts.publicKeyFile ? readFileSync(opts.publicKeyFile, 'utf8') : undefined, notify_url: opts.notifyUrl,
+    });
+    const out = { ...appToApi(created.app), secret: created.secret, private_key: created.private_key };
+    print(opts.json, out, () => `${created.app.id} (${created.app.authType})\n${created.secret ? `secret: ${created.secret}` : created.private_key ? created.private_key : 'public key registered'}\nshown once: store it now`);
+  }));
+
+const webhook = program.command('webhook').description('merchant webhooks');
+webhook.command('redeliver <event_id>').description('queue an event for delivery again now').option('--json')
+  .action((id: string, opts: { json?: boolean }) => withStore(async (store) => {
+    const ok = await store.transaction((tx) => store.webhooks.redeliver(tx, id, Date.now()));
+    if (!ok) throw new ApiError('event_not_found', `no event ${id} with a notify URL`);
+    print(opts.json, { ok: true, event_id: id }, () => `${id} queued for redelivery`);
+  }));
+
+const ledger = program.command('ledger').description('the double-entry ledger');
+ledger.command('verify').description('check every journal balances and the balances match the payments').option('--json')
+  .action((opts: { json?: boolean }) => withStore(async (store) => {
+    const report = await verifyLedger(store);
+    print(opts.json, report, () => report.ok ? `ledger ok: ${report.journals} journals balance and match the payments and refunds` : `ledger NOT ok:\n  ${report.problems.join('\n  ')}`);
+    if (!report.ok) process.exitCode = 1;
+  }));
+
+program.command('simulate <channel>').description('run one channel simulator on its own').option('-p, --port <port>', 'port', '0').option('--data-dir <dir>', 'key material directory', './data')
+  .action(async (channel: string, opts: { port: string; dataDir: string }) => {
+    const plugin = (await loadPlugin(channel, {}, process.cwd())) as ChannelPlugin;
+    if (!plugin.sandbox) throw new Error(`plugin ${channel} ships no simulator`);
+    const sim = await plugin.sandbox.startSimulator({ dataDir: opts.dataDir, port: Number(opts.port) });
+    console.log(JSON.stringify({ channel, url: sim.url, credentials: join(opts.dataDir, 'simulators', channel, 'credentials.json') }, null, 2));
+    process.on('SIGINT', () => void sim.close().then(() => process.exit(0)));
+    process.on('SIGTERM', () => void sim.close().then(() => process.exit(0)));
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else if (err instanceof ApiError) console.error(`${err.code}: ${err.message}`);
+  else console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
