@@ -129,7 +129,7 @@ export class PaymentService {
         const latency = Math.round(performance.now() - started);
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
-        return await this.recordCreateOutcome(payment, attemptId, routing, result, latency);
+        return await this.recordCreateOutcome(payment, attemptId, routing, result, latency, snapshot.config.poller.backoff_s);
       } catch (err) {
         const latency = Math.round(performance.now() - started);
         const channelError = err instanceof ChannelError ? err : new ChannelError('unknown', (err as Error).message, true);
@@ -155,11 +155,11 @@ export class PaymentService {
     throw new Error('unreachable: the candidate loop always returns');
   }
 
-  private async recordCreateOutcome(payment: PaymentRecord, attemptId: number, routing: RoutingTrace, result: ChannelPaymentResult, latency: number): Promise<PaymentRecord> {
+  private async recordCreateOutcome(payment: PaymentRecord, attemptId: number, routing: RoutingTrace, result: ChannelPaymentResult, latency: number, backoffS: readonly number[]): Promise<PaymentRecord> {
     await this.store.transaction(async (tx) => {
       await this.store.payments.finishAttempt(tx, attemptId, result.status === 'failed' ? 'declined' : 'created', latency, result.failure?.code ?? null);
       await this.store.payments.update(tx, payment.id, {
-        routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, [5]),
+        routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, backoffS),
       }, Date.now());
     });
     if (result.status === 'pending') return (await this.store.payments.get(this.store.reads, payment.id))!;

@@ -1,0 +1,208 @@
+import test from 'ava';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { startGateway, activeMerchant, MerchantClient, webhookReceiver, waitUntil, admin, fixtureConfig } from '../helpers/gateway.js';
+import { settleSilently, fixtureCalls } from '../fixtures/fixture-channel/index.js';
+
+const order = (n: string, over: Record<string, unknown> = {}) => ({ out_trade_no: n, amount: 500, pay_method: 'fixture.qr', ...over });
+
+test.serial('an outbox event survives a restart and is retried until the receiver accepts it', async (t) => {
+  let accept = false;
+  const hooks = await webhookReceiver(() => (accept ? 200 : 503));
+  let env = await startGateway();
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw, { notify_url: hooks.url }));
+    const created = await client.request('POST', '/v1/payments', order('outbox-1'));
+    await client.request('POST', `/v1/sandbox/payments/${created.json.id}/pay`);
+    const events = await waitUntil(async () => {
+      const rows = await env.gw.store.webhooks.listForObject(env.gw.store.reads, created.json.id);
+      return rows.length === 1 && rows[0]!.attempts >= 1 ? rows : undefined;
+    });
+    const eventId = events[0]!.id;
+    t.is(events[0]!.status, 'pending');
+
+    env = await env.restart();
+    const afterRestart = await env.gw.store.webhooks.get(env.gw.store.reads, eventId);
+    t.is(afterRestart!.status, 'pending', 'still pending after the restart');
+    accept = true;
+    await hooks.waitFor((w) => w.some((h) => h.json.id === eventId), 15_000);
+    const delivered = await waitUntil(async () => {
+      const e = await env.gw.store.webhooks.get(env.gw.store.reads, eventId);
+      return e?.status === 'delivered' ? e : undefined;
+    });
+    t.true(delivered.attempts >= 2);
+    const detail = await admin(env.gw, 'GET', `/admin/webhooks/${eventId}`);
+    t.true(detail.json.attempts.some((a: any) => a.status_code === 503));
+    t.is(detail.json.attempts.at(-1).status_code, 200);
+
+    // Redelivery by hand sends the same event again.
+    t.is((await admin(env.gw, 'POST', `/admin/webhooks/${eventId}/redeliver`)).status, 200);
+    await hooks.waitFor((w) => w.filter((h) => h.json.id === eventId).length === 2);
+    t.pass();
+  } finally {
+    await hooks.close();
+    await env.close();
+  }
+});
+
+test.serial('an invalid config reload is rejected while requests keep succeeding; a valid one applies', async (t) => {
+  const env = await startGateway();
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    let stop = false;
+    let okCount = 0;
+    const failures: string[] = [];
+    const load = (async () => {
+      let i = 0;
+      while (!stop) {
+        const res = await client.request('POST', '/v1/payments', order(`reload-${i++}`, { amount: 300 }));
+        if (res.status === 201) okCount++;
+        else failures.push(`${res.status} ${res.text}`);
+      }
+    })();
+    await waitUntil(() => okCount >= 5);
+    const original = readFileSync(env.configPath, 'utf8');
+    writeFileSync(env.configPath, original.replace('secret: fixture-secret-1', 'secret: 12'));
+    const rejected = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.is(rejected.status, 422);
+    t.is(rejected.json.error.code, 'config_invalid');
+    t.true(rejected.json.error.details.problems.some((p: string) => p.includes('channels.fixture_main.config.secret')), JSON.stringify(rejected.json));
+
+    writeFileSync(env.configPath, original + 'api:\n  max_amount: nope\n');
+    const schemaRejected = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.true(schemaRejected.json.error.details.problems.some((p: string) => p.startsWith('api.max_amount:')), JSON.stringify(schemaRejected.json));
+    const status = await admin(env.gw, 'GET', '/admin/config');
+    t.is(status.json.version, 1);
+
+    writeFileSync(env.configPath, original + 'api:\n  max_amount: 400\n');
+    const applied = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.is(applied.status, 200, JSON.stringify(applied.json));
+    t.is(applied.json.version, 2);
+    const countAtSwap = okCount;
+    await waitUntil(() => okCount >= countAtSwap + 5);
+    stop = true;
+    await load;
+    t.deepEqual(failures, []);
+    t.true(okCount >= 10);
+    const tooBig = await client.request('POST', '/v1/payments', order('after-reload'));
+    t.is(tooBig.json.error.code, 'amount_too_large', 'the new config is in force');
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('a plugin whose init throws is reported by name and the rest keeps serving', async (t) => {
+  const env = await startGateway(fixtureConfig(`  broken_one:
+    plugin: broken
+    config:
+      reason: cannot read key file
+  missing_one:
+    plugin: no_such_plugin
+`));
+  try {
+    const status = await admin(env.gw, 'GET', '/admin/config');
+    const problems = status.json.problems.map((p: any) => `${p.name}: ${p.reason}`);
+    t.true(problems.includes('channels.broken_one: cannot read key file'), problems.join('\n'));
+    t.true(problems.some((p: string) => p.startsWith('channels.missing_one: plugin no_such_plugin')));
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    t.is((await client.request('POST', '/v1/payments', order('still-serving'))).status, 201);
+    const ready = await (await fetch(env.gw.url + '/readyz')).json() as any;
+    t.is(ready.plugin_problems.length, 2);
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('forged, tampered, duplicate and unmatched notifications end correctly', async (t) => {
+  const hooks = await webhookReceiver();
+  const env = await startGateway();
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw, { notify_url: hooks.url }));
+    const created = await client.request('POST', '/v1/payments', order('notify-1'));
+    const payment = await env.gw.store.payments.get(env.gw.store.reads, created.json.id);
+    const notify = (body: string, secret = 'fixture-secret-1') => fetch(`${env.gw.url}/notify/fixture_main`, {
+      method: 'POST', body, headers: { 'content-type': 'application/json', 'x-fixture-signature': createHmac('sha256', secret).update(body).digest('hex') },
+    });
+    const good = JSON.stringify({ order_no: payment!.channelOrderNo, amount: 500, status: 'succeeded' });
+    const forged = await notify(good, 'wrong-secret');
+    t.is(forged.status, 400);
+    const tampered = await fetch(`${env.gw.url}/notify/fixture_main`, { method: 'POST', body: good.replace('500', '5'), headers: { 'x-fixture-signature': createHmac('sha256', 'fixture-secret-1').update(good).digest('hex') } });
+    t.is(tampered.status, 400);
+    t.is((await client.request('GET', `/v1/payments/${created.json.id}`)).json.status, 'pending');
+    const wrongAmount = await notify(JSON.stringify({ order_no: payment!.channelOrderNo, amount: 5, status: 'succeeded' }));
+    t.is(wrongAmount.status, 400);
+    t.is((await client.request('GET', `/v1/payments/${created.json.id}`)).json.status, 'pending', 'an amount mismatch never marks it succeeded');
+    const alerts = await admin(env.gw, 'GET', '/admin/alerts');
+    t.true(alerts.json.data.some((a: any) => a.kind === 'amount_mismatch' && a.object_id === created.json.id));
+
+    const results = await Promise.all([notify(good), notify(good), notify(good)]);
+    t.true(results.every((r) => r.status === 200));
+    t.is((await client.request('GET', `/v1/payments/${created.json.id}`)).json.status, 'succeeded');
+    await new Promise((r) => setTimeout(r, 300));
+    const events = await env.gw.store.webhooks.listForObject(env.gw.store.reads, created.json.id);
+    t.is(events.length, 1, 'duplicates send no second event');
+    const verify = await admin(env.gw, 'GET', '/admin/ledger/verify');
+    t.true(verify.json.ok);
+    t.is(verify.json.journals, 1, 'duplicates post no second ledger entry');
+
+    const unmatched = await notify(JSON.stringify({ order_no: 'Pnope', amount: 500, status: 'succeeded' }));
+    t.is(unmatched.status, 400);
+  } finally {
+    await hooks.close();
+    await env.close();
+  }
+});
+
+test.serial('a lost notification is recovered by the poller and by a stale GET', async (t) => {
+  const env = await startGateway(fixtureConfig().replace('  interval_ms: 200', '  interval_ms: 100'));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const a = await client.request('POST', '/v1/payments', order('lost-1'));
+    const pa = await env.gw.store.payments.get(env.gw.store.reads, a.json.id);
+    settleSilently('fixture_main', pa!.channelOrderNo!);
+    const settled = await waitUntil(async () => {
+      const p = await env.gw.store.payments.get(env.gw.store.reads, a.json.id);
+      return p?.status === 'succeeded' ? p : undefined;
+    }, 15_000);
+    t.is(settled.status, 'succeeded');
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('an ambiguous channel failure keeps the payment pending on that channel; a refused one fails over', async (t) => {
+  const env = await startGateway(fixtureConfig(`  fixture_ambiguous:
+    plugin: fixture
+    sandbox: true
+    config: { secret: fixture-secret-2, behaviour: ambiguous }
+  fixture_refuses:
+    plugin: fixture
+    sandbox: true
+    config: { secret: fixture-secret-3, behaviour: refuse }
+routing:
+  rules:
+    - name: ambiguous_first
+      match: { pay_method: wechat.native }
+      targets: [fixture_ambiguous, fixture_main]
+    - name: refusing_first
+      match: { pay_method: alipay.* }
+      targets: [fixture_refuses, fixture_main]
+`));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const before = fixtureCalls.length;
+    const amb = await client.request('POST', '/v1/payments', order('amb-1', { pay_method: 'wechat.native' }));
+    t.is(amb.status, 201);
+    t.is(amb.json.status, 'pending');
+    t.is(amb.json.channel_account, 'fixture_ambiguous');
+    t.deepEqual(amb.json.routing.attempts.map((a: any) => a.outcome), ['unknown']);
+    t.deepEqual(fixtureCalls.slice(before).map((c) => c.account), ['fixture_ambiguous'], 'no second channel was tried');
+
+    const fo = await client.request('POST', '/v1/payments', order('fo-1', { pay_method: 'alipay.qr' }));
+    t.is(fo.json.channel_account, 'fixture_main');
+    t.is(fo.json.routing.rule, 'refusing_first');
+    t.deepEqual(fo.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['fixture_refuses', 'not_created'], ['fixture_main', 'created']]);
+  } finally {
+    await env.close();
+  }
+});
