@@ -96,7 +96,9 @@ export class PaymentService {
       currency: input.currency, payMethod: input.pay_method, channel: first.plugin, channelAccount: first.name, channelOrderNo: channelOrderNo(id, 1),
       channelTradeNo: null, status: 'pending', subject: input.subject ?? null, notifyUrl: input.notify_url ?? null, returnUrl: input.return_url ?? null,
       payer: input.payer ?? {}, metadata: input.metadata ?? {}, action: null, failure: null, routing, fee: 0,
-      expiresAt: now + (input.expires_in ?? api.default_expires_in_s) * 1000, createdAt: now, updatedAt: now, paidAt: null, checkCount: 0, nextCheckAt: null,
+      expiresAt: now + (input.expires_in ?? api.default_expires_in_s) * 1000, createdAt: now, updatedAt: now, paidAt: null, checkCount: 0,
+      // Scheduled for a channel query from the start: if this process dies mid-create, the poller still finds out.
+      nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
     };
     try {
       await this.store.transaction(async (tx) => {
@@ -257,7 +259,7 @@ export class PaymentService {
     await enqueueEvent(this.store, tx, { type, merchantId: payment.merchantId, objectId: (object as { id: string }).id, object, url: payment.notifyUrl ?? app?.notifyUrl ?? null, at: Date.now() });
   }
 
-  private async raiseAlert(tx: Tx, kind: string, objectId: string, detail: Record<string, unknown>): Promise<void> {
+  private async raiseAlert(tx: Tx, kind: string, objectId: string | null, detail: Record<string, unknown>): Promise<void> {
     await this.store.audit.raiseAlert(tx, kind, objectId, detail, Date.now());
     this.metrics.alerts.inc({ kind });
     this.logger.error({ alert: kind, object_id: objectId, ...detail }, 'alert');
@@ -382,7 +384,7 @@ export class PaymentService {
       parsed = await channel.parseNotification(inbound);
     } catch (err) {
       this.logger.warn({ account: accountName, err: (err as Error).message }, 'channel notification rejected');
-      await this.store.transaction((tx) => this.raiseAlert(tx, 'notification_rejected', null as unknown as string, { account: accountName, reason: (err as Error).message }));
+      await this.store.transaction((tx) => this.raiseAlert(tx, 'notification_rejected', null, { account: accountName, reason: (err as Error).message }));
       return { ...channel.acknowledge(false), status: Math.max(400, channel.acknowledge(false).status) };
     }
     if (parsed.kind === 'ignored') return channel.acknowledge(true);
