@@ -18,26 +18,76 @@ export const channelAccountSchema = z
      * (true, or the name of one of the simulator's identities); `config` then overrides single fields.
      */
     simulator: z.union([z.boolean(), z.string().min(1)]).optional(),
+    /** What the channel charges, per pay method or `default`: fixed minor units plus basis points (for lowest_cost routing). */
+    fees: z.record(z.object({ fixed: z.number().int().min(0).default(0), rate_bps: z.number().min(0).max(10_000).default(0) }).strict()).default({}),
+    /** Per-day caps, in the routing time zone. */
+    limits: z.object({ daily_amount: positiveInt.optional(), daily_count: positiveInt.optional() }).strict().default({}),
+    breaker: z
+      .object({
+        /** Opens when at least min_requests calls in the window failed at this rate or more. */
+        error_rate: z.number().gt(0).max(1).default(0.5),
+        min_requests: positiveInt.default(20),
+        open_s: positiveInt.default(30),
+        half_open_probes: positiveInt.default(3),
+      })
+      .strict()
+      .default({}),
     config: z.record(z.unknown()).default({}),
   })
   .strict();
+
+const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be YYYY-MM-DD');
+
+export const routingTargetSchema = z.union([
+  z.string().min(1),
+  z.object({ account: z.string().min(1), weight: z.number().int().min(0).default(1) }).strict(),
+]);
 
 export const routingRuleSchema = z
   .object({
     name: z.string().min(1),
     match: z
       .object({
-        pay_method: z.union([z.string(), z.array(z.string())]).optional(),
-        currency: z.union([z.string(), z.array(z.string())]).optional(),
+        /** Exact names or prefixes ending in `*`: `wechat.*`. */
+        pay_method: oneOrMany.optional(),
+        currency: oneOrMany.optional(),
         amount_min: z.number().int().nonnegative().optional(),
         amount_max: z.number().int().positive().optional(),
-        merchant: z.union([z.string(), z.array(z.string())]).optional(),
-        merchant_tag: z.union([z.string(), z.array(z.string())]).optional(),
+        merchant: oneOrMany.optional(),
+        app: oneOrMany.optional(),
+        merchant_tag: oneOrMany.optional(),
+        merchant_group: oneOrMany.optional(),
+        /** Regions from routing.regions, matched on the payer's client IP when it is known. */
+        payer_region: oneOrMany.optional(),
+        /** Hours of the day in the routing time zone, [from, to); from > to wraps past midnight. */
+        hours: z.object({ from: z.number().int().min(0).max(23), to: z.number().int().min(1).max(24) }).strict().optional(),
+        /** Inclusive dates in the routing time zone. */
+        dates: z.object({ from: isoDate, to: isoDate }).strict().optional(),
+        /** Metadata keys and the value each must have; "*" means present with any value. */
+        metadata: z.record(z.string()).optional(),
       })
       .strict()
       .default({}),
-    strategy: z.enum(['priority']).default('priority'),
-    targets: z.array(z.string().min(1)).min(1),
+    strategy: z.enum(['priority', 'weighted', 'lowest_cost', 'success_rate']).default('priority'),
+    targets: z.array(routingTargetSchema).min(1),
+    /** success_rate: share of decisions that explore another account, so a recovered one is found again. */
+    exploration: z.number().min(0).max(0.5).default(0.05),
+  })
+  .strict();
+
+export const routingSchema = z
+  .object({
+    /** Offset of the routing time zone from UTC, for hours and dates (China: 480). */
+    utc_offset_minutes: z.number().int().min(-720).max(840).default(480),
+    /** Sliding window for success rates and circuit breakers. */
+    window_s: positiveInt.default(60),
+    groups: z.record(z.array(z.string().min(1))).default({}),
+    /** Region name → IPv4 CIDR blocks. */
+    regions: z.record(z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR block'))).default({}),
+    /** Merchant id → the only accounts it may be routed to. */
+    pins: z.record(z.array(z.string().min(1)).min(1)).default({}),
+    rules: z.array(routingRuleSchema).default([]),
   })
   .strict();
 
@@ -123,12 +173,7 @@ export const configSchema = z
       .strict()
       .default({}),
     channels: z.record(channelAccountSchema).default({}),
-    routing: z
-      .object({
-        rules: z.array(routingRuleSchema).default([]),
-      })
-      .strict()
-      .default({}),
+    routing: routingSchema.default({}),
     capabilities: z
       .record(
         z
@@ -146,3 +191,4 @@ export const configSchema = z
 export type CorbelConfig = z.infer<typeof configSchema>;
 export type ChannelAccountConfig = z.infer<typeof channelAccountSchema>;
 export type RoutingRuleConfig = z.infer<typeof routingRuleSchema>;
+export type RoutingConfig = z.infer<typeof routingSchema>;

@@ -1,0 +1,185 @@
+/**
+ * Live routing state that outlives config reloads: per-account circuit breakers, success-rate
+ * windows and daily limit counters. Counting is O(1) and allocation-free on the hot path.
+ */
+
+/** Rolling counts over `buckets` slots of `slotMs` each. */
+export class RollingWindow {
+  private readonly ok: Uint32Array;
+  private readonly failed: Uint32Array;
+  private readonly slotOf: Float64Array;
+
+  constructor(readonly buckets: number, readonly slotMs: number) {
+    this.ok = new Uint32Array(buckets);
+    this.failed = new Uint32Array(buckets);
+    this.slotOf = new Float64Array(buckets).fill(-1);
+  }
+
+  private slot(now: number): number {
+    const slotNo = Math.floor(now / this.slotMs);
+    const i = slotNo % this.buckets;
+    if (this.slotOf[i] !== slotNo) {
+      this.slotOf[i] = slotNo;
+      this.ok[i] = 0;
+      this.failed[i] = 0;
+    }
+    return i;
+  }
+
+  record(success: boolean, now: number): void {
+    const i = this.slot(now);
+    if (success) this.ok[i]!++;
+    else this.failed[i]!++;
+  }
+
+  /** [successes, failures] inside the window ending now. */
+  totals(now: number, out: { ok: number; failed: number }): void {
+    const current = Math.floor(now / this.slotMs);
+    let ok = 0;
+    let failed = 0;
+    for (let i = 0; i < this.buckets; i++) {
+      if (current - this.slotOf[i]! < this.buckets) {
+        ok += this.ok[i]!;
+        failed += this.failed[i]!;
+      }
+    }
+    out.ok = ok;
+    out.failed = failed;
+  }
+
+  reset(): void {
+    this.slotOf.fill(-1);
+  }
+}
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+export interface BreakerSettings {
+  errorRate: number;
+  minRequests: number;
+  openMs: number;
+  halfOpenProbes: number;
+}
+
+/** closed → open on a rolling error rate; open → half_open after openMs; probes close or reopen it. */
+export class CircuitBreaker {
+  state: BreakerState = 'closed';
+  reason = '';
+  openedAt = 0;
+  private probesInFlight = 0;
+  private probeSuccesses = 0;
+  private readonly totals = { ok: 0, failed: 0 };
+
+  constructor(readonly window: RollingWindow, public settings: BreakerSettings) {}
+
+  /** May a request go to this account now? Moves open → half_open when the cool-down is over. */
+  allows(now: number): boolean {
+    if (this.state === 'closed') return true;
+    if (this.state === 'open') {
+      if (now - this.openedAt < this.settings.openMs) return false;
+      this.state = 'half_open';
+      this.probesInFlight = 0;
+      this.probeSuccesses = 0;
+    }
+    return this.probesInFlight < this.settings.halfOpenProbes;
+  }
+
+  /** Called when a request is actually sent to the account (counts half-open probes). */
+  onSend(): void {
+    if (this.state === 'half_open') this.probesInFlight++;
+  }
+
+  record(success: boolean, now: number): void {
+    this.window.record(success, now);
+    if (this.state === 'half_open') {
+      if (!success) return this.open(now, 'a half-open probe failed');
+      this.probeSuccesses++;
+      if (this.probeSuccesses >= this.settings.halfOpenProbes) {
+        this.state = 'closed';
+        this.reason = '';
+        this.window.reset();
+      }
+      return;
+    }
+    if (this.state === 'closed' && !success) {
+      this.window.totals(now, this.totals);
+      const n = this.totals.ok + this.totals.failed;
+      if (n >= this.settings.minRequests && this.totals.failed / n >= this.settings.errorRate) {
+        this.open(now, `${this.totals.failed} of ${n} calls failed in the window`);
+      }
+    }
+  }
+
+  private open(now: number, reason: string): void {
+    this.state = 'open';
+    this.openedAt = now;
+    this.reason = reason;
+  }
+}
+
+/** Per-account counters for daily limits, keyed by day number in the routing time zone. */
+export class DailyUsage {
+  day = -1;
+  amount = 0;
+  count = 0;
+
+  roll(day: number): void {
+    if (day !== this.day) {
+      this.day = day;
+      this.amount = 0;
+      this.count = 0;
+    }
+  }
+}
+
+export interface AccountRoutingState {
+  breaker: CircuitBreaker;
+  /** Channel-call success over the window, for the success_rate strategy. */
+  calls: RollingWindow;
+  usage: DailyUsage;
+}
+
+const DEFAULT_BREAKER: BreakerSettings = { errorRate: 0.5, minRequests: 20, openMs: 30_000, halfOpenProbes: 3 };
+
+export class RoutingState {
+  private readonly accounts = new Map<string, AccountRoutingState>();
+  private windowMs = 60_000;
+
+  /** Window length from the config; a change takes effect for accounts created after it. */
+  configure(windowMs: number): void {
+    this.windowMs = windowMs;
+  }
+
+  account(name: string, settings: BreakerSettings = DEFAULT_BREAKER): AccountRoutingState {
+    let s = this.accounts.get(name);
+    if (!s) {
+      const slotMs = Math.max(100, Math.floor(this.windowMs / 20));
+      s = { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), settings), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
+      this.accounts.set(name, s);
+    } else {
+      s.breaker.settings = settings;
+    }
+    return s;
+  }
+
+  /** Records a channel call's outcome: success means the channel answered and created (or declined) the order. */
+  recordCall(name: string, success: boolean, now = Date.now()): void {
+    const s = this.accounts.get(name);
+    if (!s) return;
+    s.breaker.record(success, now);
+    s.calls.record(success, now);
+  }
+
+  /** Counts a payment against the account's daily limits. */
+  recordUsage(name: string, amount: number, day: number): void {
+    const s = this.accounts.get(name);
+    if (!s) return;
+    s.usage.roll(day);
+    s.usage.amount += amount;
+    s.usage.count += 1;
+  }
+
+  entries(): IterableIterator<[string, AccountRoutingState]> {
+    return this.accounts.entries();
+  }
+}
