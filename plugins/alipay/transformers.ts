@@ -163,9 +163,12 @@ export function refundQueryResult(body: Record<string, unknown>, channelRefundNo
   return { status: 'pending', channelRefundNo };
 }
 
-/** Whether fastpay.refund.query found the refund at all (10000 without refund fields means "not received"). */
+/**
+ * Whether fastpay.refund.query found the refund at all: 10000 without refund fields (refund_amount,
+ * refund_status) means "not received"; out_trade_no/out_request_no may still be echoed.
+ */
 export function refundFound(body: Record<string, unknown>): boolean {
-  return str(body.out_request_no) !== undefined || str(body.refund_amount) !== undefined || str(body.refund_status) !== undefined;
+  return str(body.refund_amount) !== undefined || str(body.refund_status) !== undefined;
 }
 
 // ------------------------------------------------------------------ errors
