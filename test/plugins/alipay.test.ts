@@ -412,3 +412,8 @@ test.serial('simulatePayer is refused outside the sandbox; health is cheap', asy
   t.is(err.code, 'not_supported');
   t.true((await live.health()).ok);
 });
+
+test.serial('every genuine notification the simulator delivered verified and was acknowledged', (t) => {
+  t.true(captured.length > 10);
+  t.deepEqual(captured.filter((c) => c.error).map((c) => c.error!.message), []);
+});
