@@ -69,7 +69,8 @@ export class UnionPayAccount implements ChannelAccount {
 
   private failure(answer: AcpFields, operation: string): ChannelError {
     const mapped = mapRespCode(answer.respCode);
-    return new ChannelError(mapped.code, `UnionPay ${operation}: ${answer.respCode} ${answer.respMsg ?? ''}`.trim(), mapped.mayExist, answer.respCode, mapped.mayExist);
+    const retryable = mapped.code === 'timeout' || mapped.code === 'channel_unavailable' || mapped.code === 'order_not_found';
+    return new ChannelError(mapped.code, `UnionPay ${operation}: ${answer.respCode} ${answer.respMsg ?? ''}`.trim(), mapped.mayExist, answer.respCode, retryable);
   }
 
   // ---------------------------------------------------------------- payments
