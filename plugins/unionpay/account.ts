@@ -52,7 +52,7 @@ export class UnionPayAccount implements ChannelAccount {
   // ---------------------------------------------------------------- transport
 
   /** Signs, POSTs, parses and verifies. Returns the verified fields whatever their respCode. */
-  private async call(url: string, fields: AcpFields, operation: string, timeoutMs = this.config.timeout_ms): Promise<AcpFields> {
+  private async call(url: string, fields: AcpFields, operation: string, timeoutMs?: number): Promise<AcpFields> {
     const signed = signRequest(fields, this.keys.signing.privateKey);
     const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(signed), operation, timeoutMs });
     if (res.status !== 200) throw new ChannelError('channel_unavailable', `UnionPay answered HTTP ${res.status} to ${operation}`, true, `HTTP_${res.status}`, true);
@@ -80,7 +80,7 @@ export class UnionPayAccount implements ChannelAccount {
     const txnTime = paymentTxnTime(req.channelOrderNo, new Date());
     const input = {
       channelOrderNo: req.channelOrderNo, txnTime, amount: req.amount, backUrl: req.notifyUrl, frontUrl: req.returnUrl ?? req.notifyUrl,
-      payTimeout: payTimeout(req.expiresAt, txnTime, this.config.pay_timeout_s), subject: req.subject,
+      payTimeout: payTimeout(req.expiresAt, txnTime, this.config.pay_timeout_s),
     };
     switch (req.payMethod) {
       case 'unionpay.web': {
@@ -174,7 +174,7 @@ export class UnionPayAccount implements ChannelAccount {
     if (answer.respCode !== '00') throw this.failure(answer, 'download_statement');
     if (!answer.fileContent) throw new ChannelError('unknown', 'UnionPay statement answer has no fileContent', false, answer.respCode);
     try {
-      return parseStatementFile(answer.fileContent, settle.year, settle.month);
+      return parseStatementFile(answer.fileContent, settle.year, settle.month, settle.day);
     } catch (err) {
       throw new ChannelError('unknown', `UnionPay statement file unreadable: ${(err as Error).message}`, false, answer.respCode);
     }

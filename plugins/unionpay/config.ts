@@ -35,9 +35,7 @@ export const unionPayConfigSchema = z
      * is the earlier of the payment's expiresAt and txnTime + pay_timeout_s.
      */
     pay_timeout_s: z.number().int().positive().max(7 * 24 * 3600).optional(),
-    /** Per-call timeout override in ms (the account's kernel timeout applies when absent). */
-    timeout_ms: z.number().int().positive().max(120_000).optional(),
-    /** The statement download can be large: its own timeout. */
+    /** The statement download can be large: its own timeout (other calls use the account's `timeout_ms`). */
     statement_timeout_ms: z.number().int().positive().max(300_000).default(60_000),
   })
   .strict();

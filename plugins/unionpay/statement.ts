@@ -47,11 +47,12 @@ export function traceTimeToDate(mmddhhmmss: string, settleYear: number, settleMo
 }
 
 /** One ZM record → a StatementLine, or undefined for record kinds that are neither payments nor refunds. */
-export function zmToStatementLine(raw: Record<string, string>, settleYear: number, settleMonth: number): StatementLine | undefined {
+export function zmToStatementLine(raw: Record<string, string>, settleYear: number, settleMonth: number, settleDay = 1): StatementLine | undefined {
   const amount = parseFen(raw.txnAmt);
   if (amount === undefined) return undefined;
   const fee = parseSignedFen(raw.merFee ?? '') ?? 0;
-  const occurredAt = traceTimeToDate(raw.traceTime ?? '', settleYear, settleMonth) ?? new Date(NaN);
+  // Without a readable trace time, the start of the settlement date (China time) stands in.
+  const occurredAt = traceTimeToDate(raw.traceTime ?? '', settleYear, settleMonth) ?? traceTimeToDate(`${String(settleMonth).padStart(2, '0')}${String(settleDay).padStart(2, '0')}000000`, settleYear, settleMonth)!;
   switch (raw.txnCode) {
     case 'S22': // consume
       return { kind: 'payment', channelOrderNo: raw.orderId!, channelTradeNo: raw.queryId || undefined, amount, fee, occurredAt, raw };
@@ -64,7 +65,7 @@ export function zmToStatementLine(raw: Record<string, string>, settleYear: numbe
 }
 
 /** base64 → zlib inflate → zip → the ZM entry's lines → StatementLine[]. */
-export function parseStatementFile(fileContentBase64: string, settleYear: number, settleMonth: number): StatementLine[] {
+export function parseStatementFile(fileContentBase64: string, settleYear: number, settleMonth: number, settleDay = 1): StatementLine[] {
   const zip = unzlibSync(Buffer.from(fileContentBase64, 'base64'));
   const entries = unzipSync(zip);
   const lines: StatementLine[] = [];
@@ -73,7 +74,7 @@ export function parseStatementFile(fileContentBase64: string, settleYear: number
     if (!/ZM_/.test(base)) continue; // ZME (the error/adjustment file) and others are not transactions.
     for (const text of Buffer.from(data).toString('utf8').split(/\r?\n/)) {
       if (text.trim() === '') continue;
-      const line = zmToStatementLine(parseZmLine(text), settleYear, settleMonth);
+      const line = zmToStatementLine(parseZmLine(text), settleYear, settleMonth, settleDay);
       if (line) lines.push(line);
     }
   }

@@ -108,8 +108,6 @@ export interface ConsumeInput {
   backUrl: string;
   frontUrl: string;
   payTimeout: string;
-  /** Shown to the payer (orderDesc is not an ACP 5.1.0 consume field; riskRateInfo carries the commodity name). */
-  subject?: string;
 }
 
 /** Browser consume (frontTransReq.do): 01/01, bizType 000201, channelType 07. */

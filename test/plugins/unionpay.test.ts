@@ -291,7 +291,9 @@ test.serial('http_5xx (respCode 03): timeout, mayExist=true', async (t) => {
 });
 
 test.serial('timeout: the executor times out after sending, mayExist=true', async (t) => {
-  const quick = await plugin.createAccount({ ...config, timeout_ms: 400 }, context());
+  const quickHttp = new KernelChannelHttp('unionpay-quick', 400, logger, new Metrics({ defaultMetrics: false }));
+  t.teardown(() => quickHttp.dispose());
+  const quick = await plugin.createAccount(config, { ...context(), http: quickHttp });
   await setFaults({ timeout: true });
   await expectChannelError(t, quick.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'timeout', true);
 });
