@@ -1,0 +1,330 @@
+/**
+ * UnionPay plugin against the real UnionPay simulator on 127.0.0.1: both pay methods end to end, refunds, close,
+ * notifications (genuine, forged, tampered), the statement file and the simulator's faults. Serial: faults are global.
+ */
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChannelError, type ChannelAccount, type ChannelAccountContext, type CreatePaymentRequest, type InboundNotification, type PaymentReference, type PluginLogger } from '../../core/index.js';
+import { KernelChannelHttp } from '../../core/kernel/channel-http.js';
+import { Metrics } from '../../core/ops/metrics.js';
+import plugin from '../../plugins/unionpay/index.js';
+import type { UnionPayConfig } from '../../plugins/unionpay/config.js';
+import { chinaTime } from '../../plugins/unionpay/transformers.js';
+import { parseFormBody } from '../../plugins/unionpay/transport.js';
+
+const logger: PluginLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+// ---------------------------------------------------------------- notify receiver
+
+interface Captured { path: string; headers: Record<string, string | string[] | undefined>; rawBody: Buffer }
+
+class Receiver {
+  readonly got: Captured[] = [];
+  private server!: Server;
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.got.push({ path: req.url ?? '', headers: req.headers, rawBody: Buffer.concat(chunks) });
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async waitFor(path: string, predicate: (fields: Record<string, string>) => boolean = () => true, timeoutMs = 5000): Promise<InboundNotification> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const hit = this.got.find((c) => c.path === path && predicate(parseFormBody(c.rawBody)));
+      if (hit) return { headers: hit.headers, rawBody: hit.rawBody, query: {} };
+      await sleep(25);
+    }
+    throw new Error(`no notification on ${path}`);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- fixtures
+
+let dataDir: string;
+let sim: Awaited<ReturnType<NonNullable<typeof plugin.sandbox>['startSimulator']>>;
+let config: UnionPayConfig;
+let account: ChannelAccount;
+const http = new KernelChannelHttp('unionpay-test', 3000, logger, new Metrics({ defaultMetrics: false }));
+const receiver = new Receiver();
+
+function context(sandbox = true): ChannelAccountContext {
+  return { logger, http, dataDir, configDir: dataDir, publicUrl: receiver.url, accountName: 'unionpay-test', sandbox };
+}
+
+test.before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'corbel-unionpay-plugin-'));
+  sim = await plugin.sandbox!.startSimulator({ dataDir });
+  config = plugin.sandbox!.accountConfig(sim.credentials, undefined);
+  account = await plugin.createAccount(config, context());
+  await receiver.start();
+});
+
+test.after.always(async () => {
+  await account?.dispose();
+  await sim?.close();
+  await receiver.close();
+  http.dispose();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test.afterEach.always(async () => {
+  await fetch(`${sim.url}/__sim/faults`, { method: 'DELETE' });
+});
+
+async function setFaults(faults: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${sim.url}/__sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+  if (res.status !== 200) throw new Error(await res.text());
+}
+
+const idBody = () => Date.now().toString(36).padStart(9, '0') + Array.from(randomBytes(12), (b) => (b % 36).toString(36)).join('');
+/** Numbers shaped like the kernel's: time-ordered id body (+ attempt for orders). */
+const orderNo = () => `P${idBody()}1`;
+const refundNo = () => `R${idBody()}`;
+
+function paymentRequest(payMethod: string, no: string, amount: number, path: string): CreatePaymentRequest {
+  return {
+    paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Test order',
+    expiresAt: new Date(Date.now() + 15 * 60_000), notifyUrl: `${receiver.url}${path}`, returnUrl: `${receiver.url}/return`, payer: {},
+  };
+}
+
+function refOf(no: string, amount: number, payMethod: string, createdAt: Date, channelTradeNo?: string): PaymentReference {
+  return { channelOrderNo: no, amount, currency: 'CNY', payMethod, createdAt, channelTradeNo };
+}
+
+async function expectChannelError(t: { fail(m: string): void; is(a: unknown, b: unknown, m?: string): void }, p: Promise<unknown>, code: string, mayExist: boolean): Promise<ChannelError> {
+  try {
+    await p;
+  } catch (err) {
+    if (!(err instanceof ChannelError)) throw err;
+    t.is(err.code, code, err.message);
+    t.is(err.mayExist, mayExist, `mayExist of ${err.code}: ${err.message}`);
+    return err;
+  }
+  t.fail(`expected ChannelError ${code}`);
+  throw new Error('unreachable');
+}
+
+/** The clearing date the simulator files today's transactions under (cut at 23:00 Beijing time). */
+function clearingDate(): string {
+  const s = chinaTime(new Date(Date.now() + 3600_000));
+  return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;
+}
+
+// ---------------------------------------------------------------- flows
+
+test.serial('manifest and health', async (t) => {
+  t.is(plugin.manifest.name, 'unionpay');
+  t.deepEqual([...plugin.manifest.payMethods], ['unionpay.web', 'unionpay.qr']);
+  t.like(await account.health(), { ok: true });
+  t.throws(() => plugin.sandbox!.accountConfig(sim.credentials, 'service_provider'));
+});
+
+test.serial('unionpay.qr: create → pay → notification → query → partial refund → refund notification → query → statement', async (t) => {
+  const createdAt = new Date();
+  const no = orderNo();
+  const created = await account.createPayment(paymentRequest('unionpay.qr', no, 1234, '/qr'));
+  t.is(created.status, 'pending');
+  t.is(created.action?.type, 'qr_code');
+  t.regex((created.action as { qr_code: string }).qr_code, /\/__sim\/checkout\//);
+
+  const ref = refOf(no, 1234, 'unionpay.qr', createdAt);
+  t.like(await account.queryPayment(ref), { status: 'pending' });
+
+  await account.simulatePayer!(ref, 'pay');
+  const note = await account.parseNotification(await receiver.waitFor('/qr'));
+  t.is(note.kind, 'payment');
+  if (note.kind !== 'payment') return;
+  t.is(note.channelOrderNo, no);
+  t.is(note.amount, 1234);
+  t.is(note.result.status, 'succeeded');
+  t.truthy(note.result.channelTradeNo);
+  t.deepEqual(account.acknowledge(true), { status: 200, body: 'ok', contentType: 'text/plain; charset=utf-8' });
+
+  const queried = await account.queryPayment(ref);
+  t.like(queried, { status: 'succeeded', paidAmount: 1234, channelTradeNo: note.result.channelTradeNo });
+
+  const paidRef = { ...ref, channelTradeNo: note.result.channelTradeNo };
+  await expectChannelError(t, account.closePayment(paidRef), 'order_paid', true);
+
+  const rno = refundNo();
+  const refund = await account.refund({ refundId: `re_${rno}`, channelRefundNo: rno, payment: paidRef, amount: 234, notifyUrl: `${receiver.url}/qr-refund` });
+  t.deepEqual(refund, { status: 'pending', channelRefundNo: rno });
+  const refundNote = await account.parseNotification(await receiver.waitFor('/qr-refund', (f) => f.txnType === '04'));
+  t.like(refundNote, { kind: 'refund', channelRefundNo: rno, amount: 234, result: { status: 'succeeded' } });
+  t.like(await account.queryRefund({ channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded', channelRefundNo: rno });
+
+  // A second account (no in-memory refund times): the txnTime is recovered from the refund number alone.
+  const fresh = await plugin.createAccount(config, context());
+  t.like(await fresh.queryRefund({ channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded' });
+  t.like(await fresh.queryPayment(ref), { status: 'succeeded' });
+
+  // Refund above what is left: a failed refund value, not an exception.
+  const over = refundNo();
+  const rejected = await account.refund({ refundId: `re_${over}`, channelRefundNo: over, payment: paidRef, amount: 1001, notifyUrl: `${receiver.url}/qr-refund` });
+  t.like(rejected, { status: 'failed', failure: { code: 'refund_exceeds_amount', channelCode: '33' } });
+
+  const lines = await account.downloadStatement!(clearingDate());
+  const payLine = lines.find((l) => l.kind === 'payment' && l.channelOrderNo === no);
+  t.like(payLine, { amount: 1234, fee: 0, channelTradeNo: note.result.channelTradeNo });
+  t.true(Math.abs(payLine!.occurredAt.getTime() - Date.now()) < 120_000);
+  t.like(lines.find((l) => l.kind === 'refund' && l.channelRefundNo === rno), { amount: 234, channelOrderNo: no, channelTradeNo: note.result.channelTradeNo });
+});
+
+test.serial('unionpay.web: signed form action → payer submits → pay → notification → query → refund without channelTradeNo', async (t) => {
+  const createdAt = new Date();
+  const no = orderNo();
+  const created = await account.createPayment(paymentRequest('unionpay.web', no, 500, '/web'));
+  t.is(created.status, 'pending');
+  t.is(created.action?.type, 'app');
+  const { form_action, form_method, ...fields } = (created.action as { params: Record<string, string> }).params;
+  t.is(form_action, config.front_trans_url);
+  t.is(form_method, 'POST');
+  t.like(fields, { txnType: '01', txnSubType: '01', bizType: '000201', channelType: '07', orderId: no, txnAmt: '500', frontUrl: `${receiver.url}/return` });
+  t.truthy(fields.signature);
+
+  const ref = refOf(no, 500, 'unionpay.web', createdAt);
+  // Before the payer submits the form, UnionPay does not know the order.
+  await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
+  await expectChannelError(t, account.closePayment(ref), 'order_not_found', true);
+
+  // The payer's browser posts the auto-submit form.
+  const page = await fetch(form_action!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  t.is(page.status, 200);
+  t.regex(await page.text(), /<form|<button/i);
+  // UnionPay still answers 34 for a front order the payer has not completed.
+  await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
+
+  await account.simulatePayer!(ref, 'pay');
+  const note = await account.parseNotification(await receiver.waitFor('/web'));
+  t.like(note, { kind: 'payment', channelOrderNo: no, amount: 500, result: { status: 'succeeded' } });
+  t.like(await account.queryPayment(ref), { status: 'succeeded', paidAmount: 500 });
+
+  // The reference lacks channelTradeNo: the refund finds origQryId by querying.
+  const rno = refundNo();
+  t.like(await account.refund({ refundId: `re_${rno}`, channelRefundNo: rno, payment: ref, amount: 500, notifyUrl: `${receiver.url}/web-refund` }), { status: 'pending' });
+  t.like(await account.parseNotification(await receiver.waitFor('/web-refund')), { kind: 'refund', channelRefundNo: rno, amount: 500 });
+});
+
+test.serial('payer fails a QR order: query reports failed; close resolves', async (t) => {
+  const createdAt = new Date();
+  const no = orderNo();
+  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/fail'));
+  const ref = refOf(no, 100, 'unionpay.qr', createdAt);
+  await account.simulatePayer!(ref, 'fail');
+  const result = await account.queryPayment(ref);
+  t.is(result.status, 'failed');
+  t.is(result.failure?.channelCode, '01');
+  await account.closePayment(ref);
+});
+
+test.serial('unknown order: query and close → order_not_found; duplicate create → duplicate_order (may exist)', async (t) => {
+  const ref = refOf(orderNo(), 100, 'unionpay.qr', new Date());
+  await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
+  await expectChannelError(t, account.closePayment(ref), 'order_not_found', true);
+  const no = orderNo();
+  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/dup'));
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', no, 100, '/dup')), 'duplicate_order', true);
+});
+
+test.serial('bad input is refused before any call: currency, pay method', async (t) => {
+  await expectChannelError(t, account.createPayment({ ...paymentRequest('unionpay.qr', orderNo(), 100, '/x'), currency: 'USD' }), 'invalid_request', false);
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.h5', orderNo(), 100, '/x')), 'not_supported', false);
+});
+
+test.serial('statement for a date without transactions is empty', async (t) => {
+  t.deepEqual(await account.downloadStatement!('2001-01-01'), []);
+});
+
+// ---------------------------------------------------------------- notifications: forged, tampered
+
+test.serial('forged and tampered notifications are rejected (signature_invalid, mayExist=false)', async (t) => {
+  const no = orderNo();
+  await account.createPayment(paymentRequest('unionpay.qr', no, 800, '/forge'));
+  await account.simulatePayer!(refOf(no, 800, 'unionpay.qr', new Date()), 'pay');
+  const genuine = await receiver.waitFor('/forge');
+  const fields = parseFormBody(genuine.rawBody);
+  const tampered = { ...genuine, rawBody: Buffer.from(new URLSearchParams({ ...fields, txnAmt: '1' }).toString()) };
+  await expectChannelError(t, account.parseNotification(tampered), 'signature_invalid', false);
+  const { signature: _s, ...unsigned } = fields;
+  await expectChannelError(t, account.parseNotification({ ...genuine, rawBody: Buffer.from(new URLSearchParams(unsigned).toString()) }), 'signature_invalid', false);
+  const { signPubKeyCert: _c, ...noCert } = fields;
+  await expectChannelError(t, account.parseNotification({ ...genuine, rawBody: Buffer.from(new URLSearchParams(noCert).toString()) }), 'signature_invalid', false);
+  await expectChannelError(t, account.parseNotification({ headers: {}, query: {}, rawBody: Buffer.from('') }), 'signature_invalid', false);
+  t.is(account.acknowledge(false).status, 400);
+});
+
+test.serial('tamper_notify_amount: a correctly signed notification reports the amount the channel claims', async (t) => {
+  await setFaults({ tamper_notify_amount: true });
+  const no = orderNo();
+  await account.createPayment(paymentRequest('unionpay.qr', no, 1000, '/tamper'));
+  await fetch(`${sim.url}/__sim/orders/${no}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 1 }) });
+  const note = await account.parseNotification(await receiver.waitFor('/tamper'));
+  t.like(note, { kind: 'payment', channelOrderNo: no, amount: 1 });
+});
+
+// ---------------------------------------------------------------- faults
+
+test.serial('http_5xx (respCode 03): timeout, mayExist=true', async (t) => {
+  await setFaults({ http_5xx: 1 });
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'timeout', true);
+});
+
+test.serial('timeout: the executor times out after sending, mayExist=true', async (t) => {
+  const quickHttp = new KernelChannelHttp('unionpay-quick', 400, logger, new Metrics({ defaultMetrics: false }));
+  t.teardown(() => quickHttp.dispose());
+  const quick = await plugin.createAccount(config, { ...context(), http: quickHttp });
+  await setFaults({ timeout: true });
+  await expectChannelError(t, quick.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'timeout', true);
+});
+
+test.serial('connection_reset: mayExist=true', async (t) => {
+  await setFaults({ connection_reset: 1 });
+  const err = await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'channel_unavailable', true);
+  t.truthy(err.channelCode);
+});
+
+test.serial('response_lost: mayExist=true, and the order is found by query', async (t) => {
+  await setFaults({ response_lost: 1 });
+  const createdAt = new Date();
+  const no = orderNo();
+  const err = await t.throwsAsync(account.createPayment(paymentRequest('unionpay.qr', no, 100, '/f')), { instanceOf: ChannelError });
+  t.true((err as ChannelError).mayExist);
+  await setFaults({});
+  t.like(await account.queryPayment(refOf(no, 100, 'unionpay.qr', createdAt)), { status: 'pending' });
+});
+
+test.serial('corrupt_signature: responses are never trusted (signature_invalid, mayExist=true); notifications rejected', async (t) => {
+  await setFaults({ corrupt_signature: true });
+  const no = orderNo();
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', no, 100, '/corrupt')), 'signature_invalid', true);
+  await fetch(`${sim.url}/__sim/orders/${no}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  await expectChannelError(t, account.parseNotification(await receiver.waitFor('/corrupt')), 'signature_invalid', false);
+});
+
+test.serial('a non-sandbox account refuses to simulate the payer; an unreachable gateway is never-sent', async (t) => {
+  const live = await plugin.createAccount(config, context(false));
+  await expectChannelError(t, live.simulatePayer!(refOf('P1', 1, 'unionpay.qr', new Date()), 'pay'), 'not_supported', false);
+  const down = await plugin.createAccount({ ...config, back_trans_url: 'http://127.0.0.1:1/gateway/api/backTransReq.do' }, context());
+  await expectChannelError(t, down.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'channel_unavailable', false);
+});
