@@ -1,0 +1,583 @@
+import type { RoutingConfig, RoutingRuleConfig } from '../config/schema.js';
+import type { RoutingState, AccountRoutingState } from './state.js';
+
+/**
+ * The routing table compiled into a decision structure. A decision costs close to a constant
+ * whatever the table size: rules are bucketed by (pay method, currency) and merchant, rules that
+ * only constrain the amount are folded into a segment table searched by binary search, and only
+ * the few rules with other conditions are tested one by one. Deciding allocates nothing: the
+ * result is written into a buffer the table owns (read it before the next decision).
+ */
+
+export interface RoutableAccount {
+  name: string;
+  payMethods: ReadonlySet<string>;
+  /** False when the account's plugin failed to load or the account is disabled. */
+  available: boolean;
+  requiresBinding: boolean;
+  fees: Record<string, { fixed: number; rate_bps: number }>;
+  limits: { daily_amount?: number; daily_count?: number };
+  state: AccountRoutingState;
+}
+
+export interface RoutingInput {
+  payMethod: string;
+  currency: string;
+  amount: number;
+  merchantId: string;
+  appId: string;
+  merchantTags: readonly string[];
+  /** Accounts the merchant is bound to (service-provider mode). */
+  boundAccounts: ReadonlySet<string>;
+  clientIp?: string;
+  metadata: Readonly<Record<string, string>>;
+  now: number;
+}
+
+export interface DecisionBuffer {
+  /** Index of the matched rule, -1 when none matched (then every usable account, in config order). */
+  rule: number;
+  ruleName: string | null;
+  strategy: string;
+  /** Account indices in the order to try; `count` of them are valid. */
+  candidates: Int32Array;
+  count: number;
+}
+
+export type SkipReason = 'not_serving' | 'unavailable' | 'not_bound' | 'breaker_open' | 'daily_amount' | 'daily_count' | 'not_pinned';
+
+interface CompiledRule {
+  index: number;
+  name: string;
+  strategy: RoutingRuleConfig['strategy'];
+  targets: Int32Array;
+  weights: Int32Array;
+  /** Weighted pick: slot → position in targets, so a pick is one random index. */
+  weightSlots: Uint8Array | null;
+  exploration: number;
+  /** Conditions other than pay method, currency, merchant and amount; null when there are none. */
+  extra: ((input: RoutingInput, region: string | null, localMs: number) => boolean) | null;
+  amountMin: number;
+  amountMax: number;
+  matchesAnyMerchant: boolean;
+}
+
+/** Amount segments → the first simple rule covering each, by binary search. */
+interface SegmentTable {
+  starts: Float64Array;
+  rule: Int32Array;
+}
+
+interface RuleSet {
+  segments: SegmentTable | null;
+  /** Rules with extra conditions, in table order. */
+  complex: CompiledRule[];
+}
+
+interface Bucket {
+  generic: RuleSet;
+  byMerchant: Map<string, RuleSet>;
+}
+
+const DAY_MS = 86_400_000;
+const WEIGHT_SLOTS = 256;
+
+export function dayNumber(now: number, utcOffsetMinutes: number): number {
+  return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS);
+}
+
+/** `wechat.*` matches `wechat.native`; `*` matches anything; otherwise an exact match. Used at compile time only. */
+export function patternMatches(patterns: string | string[] | undefined, value: string): boolean {
+  if (patterns === undefined) return true;
+  for (const p of Array.isArray(patterns) ? patterns : [patterns]) {
+    if (p.endsWith('*') ? value.startsWith(p.slice(0, -1)) : p === value) return true;
+  }
+  return false;
+}
+
+const asList = (v: string | string[] | undefined): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
+
+export function parseIpv4(ip: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return -1;
+  return value * 256 + part;
+}
+
+export class CompiledRouting {
+  readonly accounts: RoutableAccount[];
+  readonly accountIndex: Map<string, number>;
+  readonly rules: CompiledRule[];
+  readonly payMethods: ReadonlySet<string>;
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly pins: Map<string, Set<number>>;
+  private readonly regionStarts: Float64Array;
+  private readonly regionEnds: Float64Array;
+  private readonly regionNames: string[];
+  private readonly out: DecisionBuffer;
+  private readonly costs: Float64Array;
+  private readonly rates: Float64Array;
+  private readonly totals = { ok: 0, failed: 0 };
+  private readonly fallbackOrder: Int32Array;
+  private readonly offsetMinutes: number;
+
+  constructor(readonly config: RoutingConfig, accounts: RoutableAccount[], currencies: readonly string[]) {
+    this.accounts = accounts;
+    this.accountIndex = new Map(accounts.map((a, i) => [a.name, i]));
+    this.offsetMinutes = config.utc_offset_minutes;
+    const payMethods = new Set<string>();
+    for (const a of accounts) for (const m of a.payMethods) payMethods.add(m);
+    this.payMethods = payMethods;
+    this.pins = new Map(Object.entries(config.pins).map(([merchant, names]) => [merchant, new Set(names.map((n) => this.accountIndex.get(n) ?? -1))]));
+
+    const regions: Array<[number, number, string]> = [];
+    for (const [name, blocks] of Object.entries(config.regions)) {
+      for (const block of blocks) {
+        const [ip, bits] = block.split('/');
+        const base = parseIpv4(ip!);
+        const size = 2 ** (32 - Number(bits));
+        const start = base - (base % size);
+        regions.push([start, start + size - 1, name]);
+      }
+    }
+    regions.sort((a, b) => a[0] - b[0]);
+    this.regionStarts = Float64Array.from(regions.map((r) => r[0]));
+    this.regionEnds = Float64Array.from(regions.map((r) => r[1]));
+    this.regionNames = regions.map((r) => r[2]);
+
+    this.rules = config.rules.map((r, i) => this.compileRule(r, i));
+    const maxTargets = Math.max(accounts.length, ...this.rules.map((r) => r.targets.length), 1);
+    this.out = { rule: -1, ruleName: null, strategy: 'priority', candidates: new Int32Array(maxTargets), count: 0 };
+    this.costs = new Float64Array(maxTargets);
+    this.rates = new Float64Array(maxTargets);
+    this.fallbackOrder = Int32Array.from(accounts.map((_, i) => i));
+
+    const allCurrencies = new Set(currencies);
+    for (const r of config.rules) for (const c of asList(r.match.currency) ?? []) allCurrencies.add(c);
+    const groups = config.groups;
+    for (const method of payMethods) {
+      for (const currency of allCurrencies) {
+        const generic: CompiledRule[] = [];
+        const byMerchant = new Map<string, CompiledRule[]>();
+        for (const rule of this.rules) {
+          const src = config.rules[rule.index]!.match;
+          if (!patternMatches(src.pay_method, method) || !patternMatches(src.currency, currency)) continue;
+          const merchants = [...(asList(src.merchant) ?? []), ...(asList(src.merchant_group) ?? []).flatMap((g) => groups[g] ?? [])];
+          if (src.merchant === undefined && src.merchant_group === undefined) generic.push(rule);
+          else for (const m of new Set(merchants)) (byMerchant.get(m) ?? byMerchant.set(m, []).get(m)!).push(rule);
+        }
+        if (generic.length === 0 && byMerchant.size === 0) continue;
+        this.buckets.set(`${method}\u0000${currency}`, {
+          generic: buildRuleSet(generic),
+          byMerchant: new Map([...byMerchant].map(([m, rules]) => [m, buildRuleSet(rules)])),
+        });
+      }
+    }
+  }
+
+  private compileRule(r: RoutingRuleConfig, index: number): CompiledRule {
+    const targets = r.targets.map((t) => (typeof t === 'string' ? { account: t, weight: 1 } : t));
+    const extras: Array<(input: RoutingInput, region: string | null, localMs: number) => boolean> = [];
+    const m = r.match;
+    const apps = asList(m.app);
+    if (apps) {
+      const set = new Set(apps);
+      extras.push((i) => set.has(i.appId));
+    }
+    const tags = asList(m.merchant_tag);
+    if (tags) {
+      const set = new Set(tags);
+      extras.push((i) => i.merchantTags.some((t) => set.has(t)));
+    }
+    const regions = asList(m.payer_region);
+    if (regions) {
+      const set = new Set(regions);
+      extras.push((_i, region) => region !== null && set.has(region));
+    }
+    if (m.hours) {
+      const { from, to } = m.hours;
+      extras.push((_i, _r, localMs) => {
+        const hour = Math.floor((localMs % DAY_MS) / 3_600_000);
+        return from < to ? hour >= from && hour < to : hour >= from || hour < to;
+      });
+    }
+    if (m.dates) {
+      const start = Date.parse(`${m.dates.from}T00:00:00Z`);
+      const end = Date.parse(`${m.dates.to}T00:00:00Z`) + DAY_MS;
+      extras.push((_i, _r, localMs) => localMs >= start && localMs < end);
+    }
+    if (m.metadata) {
+      const entries = Object.entries(m.metadata);
+      extras.push((i) => entries.every(([k, v]) => (v === '*' ? i.metadata[k] !== undefined : i.metadata[k] === v)));
+    }
+    let weightSlots: Uint8Array | null = null;
+    const totalWeight = targets.reduce((a, t) => a + t.weight, 0);
+    if (r.strategy === 'weighted' && totalWeight > 0) {
+      weightSlots = new Uint8Array(WEIGHT_SLOTS);
+      let slot = 0;
+      let cumulative = 0;
+      targets.forEach((t, k) => {
+        cumulative += t.weight;
+        const until = k === targets.length - 1 ? WEIGHT_SLOTS : Math.round((cumulative / totalWeight) * WEIGHT_SLOTS);
+        for (; slot < until; slot++) weightSlots![slot] = k;
+      });
+    }
+    return {
+      index, name: r.name, strategy: r.strategy,
+      targets: Int32Array.from(targets.map((t) => this.accountIndex.get(t.account) ?? -1)),
+      weights: Int32Array.from(targets.map((t) => t.weight)),
+      weightSlots, exploration: r.exploration,
+      extra: extras.length === 0 ? null : extras.length === 1 ? extras[0]! : (i, region, local) => extras.every((e) => e(i, region, local)),
+      amountMin: m.amount_min ?? 0, amountMax: m.amount_max ?? Number.MAX_SAFE_INTEGER,
+      matchesAnyMerchant: m.merchant === undefined && m.merchant_group === undefined,
+    };
+  }
+
+  regionOf(ip: string | undefined): string | null {
+    if (!ip || this.regionStarts.length === 0) return null;
+    const value = parseIpv4(ip);
+    if (value < 0) return null;
+    let lo = 0;
+    let hi = this.regionStarts.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.regionStarts[mid]! <= value) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found >= 0 && value <= this.regionEnds[found]! ? this.regionNames[found]! : null;
+  }
+
+  /** The first rule that matches, or -1. */
+  matchRule(input: RoutingInput): number {
+    const bucket = this.buckets.get(input.payMethod + '\u0000' + input.currency);
+    if (!bucket) return -1;
+    const region = this.regionStarts.length ? this.regionOf(input.clientIp) : null;
+    const localMs = input.now + this.offsetMinutes * 60_000;
+    let best = firstInSet(bucket.generic, input, region, localMs, Number.MAX_SAFE_INTEGER);
+    const own = bucket.byMerchant.size ? bucket.byMerchant.get(input.merchantId) : undefined;
+    if (own) best = firstInSet(own, input, region, localMs, best);
+    return best === Number.MAX_SAFE_INTEGER ? -1 : best;
+  }
+
+  /** Why an account cannot take this request now, or null when it can. */
+  skipReason(accountIndex: number, input: RoutingInput, day: number): SkipReason | null {
+    const a = this.accounts[accountIndex];
+    if (!a || !a.payMethods.has(input.payMethod)) return 'not_serving';
+    if (!a.available) return 'unavailable';
+    if (a.requiresBinding && !input.boundAccounts.has(a.name)) return 'not_bound';
+    const pinned = this.pins.size ? this.pins.get(input.merchantId) : undefined;
+    if (pinned && !pinned.has(accountIndex)) return 'not_pinned';
+    const usage = a.state.usage;
+    if (a.limits.daily_count !== undefined || a.limits.daily_amount !== undefined) {
+      usage.roll(day);
+      if (a.limits.daily_count !== undefined && usage.count >= a.limits.daily_count) return 'daily_count';
+      if (a.limits.daily_amount !== undefined && usage.amount + input.amount > a.limits.daily_amount) return 'daily_amount';
+    }
+    if (!a.state.breaker.allows(input.now)) return 'breaker_open';
+    return null;
+  }
+
+  /** Decides where to send one payment. The returned buffer is reused by the next call. */
+  decide(input: RoutingInput): DecisionBuffer {
+    const out = this.out;
+    const ruleIndex = this.matchRule(input);
+    const day = dayNumber(input.now, this.offsetMinutes);
+    out.count = 0;
+    if (ruleIndex < 0) {
+      out.rule = -1;
+      out.ruleName = null;
+      out.strategy = 'priority';
+      for (let k = 0; k < this.fallbackOrder.length; k++) if (this.skipReason(k, input, day) === null) out.candidates[out.count++] = k;
+      return out;
+    }
+    const rule = this.rules[ruleIndex]!;
+    out.rule = ruleIndex;
+    out.ruleName = rule.name;
+    out.strategy = rule.strategy;
+    const targets = rule.targets;
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[k]!;
+      if (t >= 0 && this.skipReason(t, input, day) === null) out.candidates[out.count++] = t;
+    }
+    if (out.count > 1) {
+      if (rule.strategy === 'weighted') this.orderWeighted(rule);
+      else if (rule.strategy === 'lowest_cost') this.orderByCost(input);
+      else if (rule.strategy === 'success_rate') this.orderBySuccess(rule, input.now);
+    }
+    return out;
+  }
+
+  /** A weighted pick goes first; the rest keep their priority order as fallbacks. */
+  private orderWeighted(rule: CompiledRule): void {
+    if (!rule.weightSlots) return;
+    const picked = rule.targets[rule.weightSlots[(Math.random() * WEIGHT_SLOTS) | 0]!]!;
+    const c = this.out.candidates;
+    let at = -1;
+    for (let k = 0; k < this.out.count; k++) if (c[k] === picked) at = k;
+    if (at <= 0) return;
+    for (let k = at; k > 0; k--) c[k] = c[k - 1]!;
+    c[0] = picked;
+  }
+
+  private orderByCost(input: RoutingInput): void {
+    const c = this.out.candidates;
+    for (let k = 0; k < this.out.count; k++) {
+      const a = this.accounts[c[k]!]!;
+      const fee = a.fees[input.payMethod] ?? a.fees.default;
+      this.costs[k] = fee ? fee.fixed + (input.amount * fee.rate_bps) / 10_000 : 0;
+    }
+    sortBy(c, this.costs, this.out.count, true);
+  }
+
+  private orderBySuccess(rule: CompiledRule, now: number): void {
+    const c = this.out.candidates;
+    for (let k = 0; k < this.out.count; k++) {
+      this.accounts[c[k]!]!.state.calls.totals(now, this.totals);
+      const n = this.totals.ok + this.totals.failed;
+      // Unknown accounts start optimistic so they get traffic and a rate.
+      this.rates[k] = n === 0 ? 1 : this.totals.ok / n;
+    }
+    sortBy(c, this.rates, this.out.count, false);
+    if (this.out.count > 1 && Math.random() < rule.exploration) {
+      const k = 1 + ((Math.random() * (this.out.count - 1)) | 0);
+      const explored = c[k]!;
+      c[k] = c[0]!;
+      c[0] = explored;
+    }
+  }
+
+  day(now: number): number {
+    return dayNumber(now, this.offsetMinutes);
+  }
+
+  /** Which simple rules own at least one amount segment somewhere, and which appear in any bucket. */
+  segmentOwnership(): { owning: Set<number>; buckets: Set<number> } {
+    const owning = new Set<number>();
+    const buckets = new Set<number>();
+    for (const bucket of this.buckets.values()) {
+      const generic = bucket.generic;
+      collect(generic, owning, buckets, null);
+      for (const own of bucket.byMerchant.values()) collect(own, owning, buckets, generic);
+    }
+    return { owning, buckets };
+  }
+}
+
+/** Marks rules that own a segment; a merchant rule's segment counts only where no earlier generic rule owns it. */
+function collect(set: RuleSet, owning: Set<number>, seen: Set<number>, generic: RuleSet | null): void {
+  if (!set.segments) return;
+  const { starts, rule } = set.segments;
+  for (let k = 0; k < starts.length; k++) {
+    const r = rule[k]!;
+    if (r < 0) continue;
+    seen.add(r);
+    if (generic?.segments) {
+      const g = ownerAt(generic.segments, starts[k]!);
+      const gEnd = k + 1 < starts.length ? starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
+      // The merchant rule loses this segment only if one earlier generic rule owns all of it.
+      if (g >= 0 && g < r && ownerAt(generic.segments, gEnd) === g && sameOwnerThroughout(generic.segments, starts[k]!, gEnd, g)) continue;
+    }
+    owning.add(r);
+  }
+}
+
+function ownerAt(s: SegmentTable, amount: number): number {
+  let lo = 0;
+  let hi = s.starts.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (s.starts[mid]! <= amount) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found < 0 ? -1 : s.rule[found]!;
+}
+
+function sameOwnerThroughout(s: SegmentTable, from: number, to: number, owner: number): boolean {
+  for (let k = 0; k < s.starts.length; k++) {
+    const start = s.starts[k]!;
+    const end = k + 1 < s.starts.length ? s.starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
+    if (end < from || start > to) continue;
+    if (s.rule[k] !== owner && !(s.rule[k]! >= 0 && s.rule[k]! < owner)) return false;
+  }
+  return true;
+}
+
+/** Stable insertion sort of ids by keys (few targets: no allocation, no comparator closure). */
+function sortBy(ids: Int32Array, keys: Float64Array, n: number, ascending: boolean): void {
+  for (let i = 1; i < n; i++) {
+    const id = ids[i]!;
+    const key = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && (ascending ? keys[j]! > key : keys[j]! < key)) {
+      ids[j + 1] = ids[j]!;
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    ids[j + 1] = id;
+    keys[j + 1] = key;
+  }
+}
+
+function firstInSet(set: RuleSet, input: RoutingInput, region: string | null, localMs: number, bestSoFar: number): number {
+  let best = bestSoFar;
+  if (set.segments) {
+    const s = set.segments;
+    let lo = 0;
+    let hi = s.starts.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (s.starts[mid]! <= input.amount) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (found >= 0) {
+      const r = s.rule[found]!;
+      if (r >= 0 && r < best) best = r;
+    }
+  }
+  const complex = set.complex;
+  for (let k = 0; k < complex.length; k++) {
+    const rule = complex[k]!;
+    if (rule.index >= best) break;
+    if (input.amount >= rule.amountMin && input.amount <= rule.amountMax && rule.extra!(input, region, localMs)) return rule.index;
+  }
+  return best;
+}
+
+/** Folds amount-only rules into segments; each segment keeps the first rule (in table order) that covers it. */
+function buildRuleSet(rules: CompiledRule[]): RuleSet {
+  const simple = rules.filter((r) => r.extra === null);
+  const complex = rules.filter((r) => r.extra !== null);
+  if (simple.length === 0) return { segments: null, complex };
+  const bounds = new Set<number>([0]);
+  for (const r of simple) {
+    bounds.add(r.amountMin);
+    if (r.amountMax < Number.MAX_SAFE_INTEGER) bounds.add(r.amountMax + 1);
+  }
+  const starts = Float64Array.from([...bounds].sort((a, b) => a - b));
+  const owner = new Int32Array(starts.length).fill(-1);
+  // "next unassigned segment" pointers (path-compressed), so each segment is assigned once: O((S + R) log S).
+  const next = Int32Array.from({ length: starts.length + 1 }, (_, i) => i);
+  const find = (i: number): number => {
+    let root = i;
+    while (next[root] !== root) root = next[root]!;
+    while (next[i] !== root) {
+      const up = next[i]!;
+      next[i] = root;
+      i = up;
+    }
+    return root;
+  };
+  const segmentAt = (amount: number): number => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= amount) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  for (const r of [...simple].sort((a, b) => a.index - b.index)) {
+    const first = segmentAt(r.amountMin);
+    const last = r.amountMax >= Number.MAX_SAFE_INTEGER ? starts.length - 1 : segmentAt(r.amountMax);
+    for (let s = find(first); s <= last; s = find(s)) {
+      owner[s] = r.index;
+      next[s] = s + 1;
+    }
+  }
+  return { segments: { starts, rule: owner }, complex };
+}
+
+export type { RoutingState };
+
+/**
+ * Rules that can never match because earlier rules shadow them. A rule with only amount
+ * conditions is shadowed when, in every bucket it belongs to, no amount segment is left to it
+ * (the union of earlier rules covers it). A rule with other conditions is shadowed when one
+ * earlier rule matches a superset of what it matches.
+ */
+export function shadowedRules(routing: CompiledRouting, config: RoutingConfig): number[] {
+  const owners = routing.segmentOwnership();
+  const shadowed: number[] = [];
+  for (const rule of routing.rules) {
+    const src = config.rules[rule.index]!;
+    const m = src.match;
+    if (m.amount_min !== undefined && m.amount_max !== undefined && m.amount_min > m.amount_max) {
+      shadowed.push(rule.index);
+      continue;
+    }
+    if (rule.extra === null) {
+      if (owners.buckets.has(rule.index) && !owners.owning.has(rule.index)) shadowed.push(rule.index);
+      continue;
+    }
+    for (let i = 0; i < rule.index; i++) {
+      if (covers(config.rules[i]!.match, m, config, routing.payMethods)) {
+        shadowed.push(rule.index);
+        break;
+      }
+    }
+  }
+  return shadowed;
+}
+
+type Match = RoutingRuleConfig['match'];
+
+/** Does every input matched by `b` also match `a`? Conservative: false when unsure. */
+export function covers(a: Match, b: Match, config: RoutingConfig, payMethods: ReadonlySet<string>): boolean {
+  const universe = [...payMethods];
+  const methodsOf = (m: Match) => universe.filter((pm) => patternMatches(m.pay_method, pm));
+  if (a.pay_method !== undefined) {
+    const am = new Set(methodsOf(a));
+    if (!methodsOf(b).every((pm) => am.has(pm))) return false;
+  }
+  if ((a.amount_min ?? 0) > (b.amount_min ?? 0)) return false;
+  if ((a.amount_max ?? Infinity) < (b.amount_max ?? Infinity)) return false;
+  const subset = (x: string | string[] | undefined, y: string | string[] | undefined) => x === undefined || (y !== undefined && asList(y)!.every((v) => patternMatches(x, v)));
+  if (!subset(a.currency, b.currency) || !subset(a.app, b.app) || !subset(a.merchant_tag, b.merchant_tag) || !subset(a.payer_region, b.payer_region)) return false;
+  if (a.merchant !== undefined || a.merchant_group !== undefined) {
+    const merchantsOf = (m: Match) => new Set([...(asList(m.merchant) ?? []), ...(asList(m.merchant_group) ?? []).flatMap((g) => config.groups[g] ?? [])]);
+    if (b.merchant === undefined && b.merchant_group === undefined) return false;
+    const am = merchantsOf(a);
+    if (![...merchantsOf(b)].every((x) => am.has(x))) return false;
+  }
+  if (a.hours) {
+    if (!b.hours) return false;
+    const hoursOf = (h: { from: number; to: number }) => Array.from({ length: 24 }, (_, x) => x).filter((x) => (h.from < h.to ? x >= h.from && x < h.to : x >= h.from || x < h.to));
+    const ah = new Set(hoursOf(a.hours));
+    if (!hoursOf(b.hours).every((x) => ah.has(x))) return false;
+  }
+  if (a.dates) {
+    if (!b.dates || b.dates.from < a.dates.from || b.dates.to > a.dates.to) return false;
+  }
+  if (a.metadata) {
+    for (const [k, v] of Object.entries(a.metadata)) {
+      const bv = b.metadata?.[k];
+      if (bv === undefined || (v !== '*' && bv !== v)) return false;
+    }
+  }
+  return true;
+}
