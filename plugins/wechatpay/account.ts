@@ -60,8 +60,10 @@ import {
   type VerifyOutcome,
 } from './transport.js';
 
-/** A forged serial must not make us hammer /v3/certificates: at most one refresh per this interval. */
+/** A forged serial must not make us hammer /v3/certificates: at most one refresh attempt per this interval… */
 const CERT_REFRESH_MIN_INTERVAL_MS = 60_000;
+/** …except while we hold no platform certificate at all (e.g. the first download failed at start-up). */
+const CERT_REFRESH_EMPTY_INTERVAL_MS = 1_000;
 const USER_AGENT = 'corbel-wechatpay/0.1';
 const BILL_DATE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -76,7 +78,7 @@ export class WechatPayAccount implements ChannelAccount {
   private readonly partner: boolean;
   private platform = new Map<string, PlatformCertificate>();
   private refreshing: Promise<void> | null = null;
-  private lastRefreshAt = 0;
+  private lastRefreshAttemptAt = 0;
 
   constructor(
     private readonly config: WechatPayConfig,
@@ -154,13 +156,14 @@ export class WechatPayAccount implements ChannelAccount {
 
   private canRefreshFor(serial: string): boolean {
     if (this.config.platform_certificates !== 'fetch' || serial.startsWith('PUB_KEY_ID_')) return false;
-    return this.refreshing !== null || Date.now() - this.lastRefreshAt >= CERT_REFRESH_MIN_INTERVAL_MS;
+    const interval = this.platform.size === 0 ? CERT_REFRESH_EMPTY_INTERVAL_MS : CERT_REFRESH_MIN_INTERVAL_MS;
+    return this.refreshing !== null || Date.now() - this.lastRefreshAttemptAt >= interval;
   }
 
   /** Single-flight download of the platform certificates. */
   refreshPlatformCertificates(): Promise<void> {
     if (!this.refreshing) {
-      this.lastRefreshAt = Date.now();
+      this.lastRefreshAttemptAt = Date.now();
       this.refreshing = this.downloadPlatformCertificates().finally(() => { this.refreshing = null; });
     }
     return this.refreshing;
