@@ -56,6 +56,7 @@ import {
   unixSeconds,
   verifySignature,
   rsaSign,
+  signatureHeaders,
   type EncryptedResource,
   type VerifyOutcome,
 } from './transport.js';
@@ -66,6 +67,7 @@ const CERT_REFRESH_MIN_INTERVAL_MS = 60_000;
 const CERT_REFRESH_EMPTY_INTERVAL_MS = 1_000;
 const USER_AGENT = 'corbel-wechatpay/0.1';
 const BILL_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const SIGNATURE_COMPLAINT = /签名|sign/i;
 
 interface CertificatesAnswer {
   data?: Array<{ serial_no?: string; expire_time?: string; encrypt_certificate?: EncryptedResource }>;
@@ -106,6 +108,10 @@ export class WechatPayAccount implements ChannelAccount {
   private async call<T>(operation: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; data: T | null }> {
     const res = await this.send(operation, method, `${this.baseUrl}${path}`, body);
     const verified = await this.verify(res.headers, res.text);
+    if (!verified.ok && res.status >= 500 && !signatureHeaders(res.headers)) {
+      // An unsigned 5xx (a proxy or load balancer in front of WeChat): the channel is unavailable, outcome unknown.
+      throw new ChannelError('channel_unavailable', `WeChat Pay ${operation} answered an unsigned HTTP ${res.status}`, true, String(res.status), true);
+    }
     if (!verified.ok) {
       throw new ChannelError('signature_invalid', `WeChat Pay ${operation} answer (HTTP ${res.status}) not trusted: ${verified.reason}`, true);
     }
@@ -253,7 +259,7 @@ export class WechatPayAccount implements ChannelAccount {
     if (answer.return_code !== 'SUCCESS') {
       // Communication-level rejection (bad signature, missing field, bad XML): WeChat did not accept the request.
       const msg = answer.return_msg ?? 'return_code FAIL';
-      const code = /签名|sign/i.test(msg) ? 'authentication_failed' : 'invalid_request';
+      const code = SIGNATURE_COMPLAINT.test(msg) ? 'authentication_failed' : 'invalid_request';
       throw new ChannelError(code, `WeChat Pay micropay rejected: ${msg}`, false, 'FAIL');
     }
     if (!v2Verify(answer, key, signType)) throw new ChannelError('signature_invalid', 'WeChat Pay micropay answer signature does not verify', true);

@@ -45,10 +45,11 @@ const ELEMENT = /<([A-Za-z_][\w.-]*)>((?:<!\[CDATA\[[\s\S]*?\]\]>)+|[^<]*)<\/\1>
 const CDATA = /<!\[CDATA\[([\s\S]*?)\]\]>/g;
 const ENTITIES: Record<string, string> = { '&lt;': '<', '&gt;': '>', '&amp;': '&', '&quot;': '"', '&apos;': "'" };
 const ENTITY = /&(?:lt|gt|amp|quot|apos);/g;
+const DOCUMENT = /^\s*(?:<\?xml[^>]*\?>\s*)?<xml>([\s\S]*)<\/xml>\s*$/;
 
 /** Parses the flat XML WeChat's APIv2 answers with; returns null when it is not an `<xml>` document. */
 export function parseXml(text: string): Record<string, string> | null {
-  const body = /^\s*(?:<\?xml[^>]*\?>\s*)?<xml>([\s\S]*)<\/xml>\s*$/.exec(text);
+  const body = DOCUMENT.exec(text);
   if (!body) return null;
   const fields: Record<string, string> = {};
   for (const m of body[1]!.matchAll(ELEMENT)) {

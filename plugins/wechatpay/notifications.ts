@@ -76,5 +76,5 @@ export async function parseNotification(n: InboundNotification, deps: Notificati
 /** 204 with no body accepts; a 5xx with {"code":"FAIL","message":…} makes WeChat retry. */
 export function acknowledge(accepted: boolean): NotificationAck {
   if (accepted) return { status: 204 };
-  return { status: 500, contentType: 'application/json', body: JSON.stringify({ code: 'FAIL', message: '失败: notification not processed, please retry' }) };
+  return { status: 500, contentType: 'application/json', body: JSON.stringify({ code: 'FAIL', message: 'notification not processed; please retry' }) };
 }

@@ -8,6 +8,7 @@ export const AUTH_SCHEME = 'WECHATPAY2-SHA256-RSA2048';
 /** WeChat's probe notifications carry a signature with this prefix; they must never verify. */
 export const SIGNTEST_PREFIX = 'WECHATPAY/SIGNTEST/';
 const GCM_TAG_BYTES = 16;
+const UNIX_SECONDS = /^\d{1,12}$/;
 
 // ---------------------------------------------------------------- URLs
 
@@ -127,7 +128,7 @@ export function verifySignature(
   const h = signatureHeaders(headers);
   if (!h) return { ok: false, reason: 'missing Wechatpay-Timestamp/Nonce/Signature/Serial header' };
   if (h.signature.startsWith(SIGNTEST_PREFIX)) return { ok: false, reason: 'WECHATPAY/SIGNTEST probe signature' };
-  if (!/^\d{1,12}$/.test(h.timestamp)) return { ok: false, reason: 'malformed Wechatpay-Timestamp' };
+  if (!UNIX_SECONDS.test(h.timestamp)) return { ok: false, reason: 'malformed Wechatpay-Timestamp' };
   const skew = Math.abs(Math.floor(now.getTime() / 1000) - Number(h.timestamp));
   if (skew > maxSkewSeconds) return { ok: false, reason: `Wechatpay-Timestamp is ${skew}s away from the local clock` };
   const key = keyFor(h.serial);

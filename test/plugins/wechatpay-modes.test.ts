@@ -107,3 +107,16 @@ test.serial('platform certificates unreachable at start-up are downloaded on the
   t.is((await account.createPayment(request(orderNo('L'), '/n'))).status, 'pending');
   t.true((await account.health()).ok);
 });
+
+test.serial('micropay: MD5-signed APIv2 calls, and the partner form (sub_mch_id) in service-provider mode', async (t) => {
+  const md5 = await h.account(undefined, { configure: (c) => ({ ...c, micropay_sign_type: 'MD5' }) });
+  const payer = { auth_code: '134111111111111111', client_ip: '10.0.0.9' };
+  t.like(await md5.createPayment(request(orderNo('V'), '/n', undefined, 'wechat.micropay', payer)), { status: 'succeeded', paidAmount: 2000 });
+  const sp = await h.account('service_provider');
+  const req = request(orderNo('V'), '/n', undefined, 'wechat.micropay', { ...payer, auth_code: '131111111111111111' });
+  t.is((await sp.createPayment(req)).status, 'pending');
+  await sp.simulatePayer!(ref(req), 'pay');
+  t.like(await sp.queryPayment(ref(req)), { status: 'succeeded', paidAmount: 2000 });
+  const noKey = await h.account(undefined, { configure: (c) => ({ ...c, api_v2_key: undefined }) });
+  t.like(await t.throwsAsync(noKey.createPayment(request(orderNo('V'), '/n', undefined, 'wechat.micropay', payer)), { instanceOf: ChannelError }), { code: 'not_supported', mayExist: false });
+});

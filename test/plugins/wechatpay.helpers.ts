@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startWechatPaySimulator } from '../../plugins/wechatpay/simulator/index.js';
 import plugin from '../../plugins/wechatpay/index.js';
+import type { WechatPayConfig } from '../../plugins/wechatpay/config.js';
 import type { ChannelAccount, ChannelAccountContext, ChannelNotification, InboundNotification, PluginLogger } from '../../core/index.js';
 import { KernelChannelHttp } from '../../core/kernel/channel-http.js';
 import { Metrics } from '../../core/ops/metrics.js';
@@ -76,7 +77,7 @@ export interface Harness {
   sim: Awaited<ReturnType<typeof startWechatPaySimulator>>;
   receiver: NotifyReceiver;
   dataDir: string;
-  account(variant?: string, opts?: { timeoutMs?: number; sandbox?: boolean }): Promise<ChannelAccount>;
+  account(variant?: string, opts?: { timeoutMs?: number; sandbox?: boolean; configure?: (c: WechatPayConfig) => WechatPayConfig }): Promise<ChannelAccount>;
   simApi(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }>;
   close(): Promise<void>;
 }
@@ -97,7 +98,8 @@ export async function startHarness(): Promise<Harness> {
       const ctx: ChannelAccountContext = {
         logger: noopLogger, http, dataDir, configDir: dataDir, publicUrl: receiver.url, accountName: 'wx', sandbox: opts.sandbox ?? true,
       };
-      return plugin.createAccount(plugin.sandbox!.accountConfig(sim.credentials, variant), ctx);
+      const config = plugin.sandbox!.accountConfig(sim.credentials, variant);
+      return plugin.createAccount(opts.configure ? opts.configure(config) : config, ctx);
     },
     async simApi(method, path, body) {
       const res = await fetch(`${sim.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
