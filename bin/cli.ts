@@ -15,6 +15,7 @@ import { buildSnapshot } from '../core/kernel/snapshot.js';
 import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
 import { Metrics } from '../core/ops/metrics.js';
+import { RoutingState } from '../core/routing/state.js';
 import type { ChannelPlugin } from '../core/contract/channel.js';
 
 const program = new Command();
@@ -81,7 +82,7 @@ config.command('check').description('validate the config file and load every plu
       return;
     }
     const logger = createLogger('silent');
-    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: await sandboxCredentials(src) });
+    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: await sandboxCredentials(src), routingState: new RoutingState() });
     const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
     await snapshot.dispose();
     print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems }, () =>

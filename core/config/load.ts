@@ -93,8 +93,6 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, source: st
   if (problems.length > 0) throw new ConfigError(problems);
   const result = configSchema.safeParse(applyEnvOverrides(interpolated, env));
   if (!result.success) throw new ConfigError(formatZodError(result.error));
-  const references = checkReferences(result.data);
-  if (references.length > 0) throw new ConfigError(references);
   return result.data;
 }
 
@@ -119,18 +117,3 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
   return env.CORBEL_CONFIG ?? 'config/corbel.yaml';
 }
 
-/** Cross-references the schema cannot see. */
-export function checkReferences(config: CorbelConfig): string[] {
-  const problems: string[] = [];
-  config.routing.rules.forEach((rule, i) => {
-    rule.targets.forEach((t, k) => {
-      if (!config.channels[t]) problems.push(`routing.rules.${i}.targets.${k}: no channel account named ${t} (rule ${rule.name})`);
-    });
-  });
-  const names = new Set<string>();
-  config.routing.rules.forEach((rule, i) => {
-    if (names.has(rule.name)) problems.push(`routing.rules.${i}.name: duplicate rule name ${rule.name}`);
-    names.add(rule.name);
-  });
-  return problems;
-}

@@ -91,6 +91,8 @@ export interface CreatePaymentRequest {
   returnUrl?: string;
   payer: PayerInfo;
   binding?: MerchantBinding;
+  /** When the payment was created: PaymentReference.createdAt carries the same instant on every later call. */
+  createdAt: Date;
 }
 
 export interface PaymentReference {
@@ -164,8 +166,11 @@ export interface ChannelAccount {
   parseNotification(n: InboundNotification): Promise<ChannelNotification>;
   acknowledge(accepted: boolean): NotificationAck;
   downloadStatement?(date: string): Promise<StatementLine[]>;
-  /** Sandbox accounts only: make the simulated payer pay or fail the order at the channel. */
-  simulatePayer?(ref: PaymentReference, outcome: 'pay' | 'fail'): Promise<void>;
+  /**
+   * Sandbox accounts only: make the simulated payer pay or fail the order at the channel. `action`
+   * is what createPayment returned (a payer may first have to open a redirect URL or post a form).
+   */
+  simulatePayer?(ref: PaymentReference, outcome: 'pay' | 'fail', action?: PaymentAction): Promise<void>;
   health(): Promise<HealthStatus>;
   dispose(): Promise<void>;
 }

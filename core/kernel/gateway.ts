@@ -4,7 +4,8 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { container } from 'tsyringe';
 import type { DestinationStream } from 'pino';
-import { loadConfig, defaultConfigPath, type LoadedConfig } from '../config/load.js';
+import { loadConfig, defaultConfigPath, ConfigError, type LoadedConfig } from '../config/load.js';
+import { RoutingState } from '../routing/state.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { Metrics } from '../ops/metrics.js';
 import { Store } from '../store/index.js';
@@ -77,9 +78,19 @@ export class Gateway {
     const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
     const publicUrl = (config.server.public_url ?? url).replace(/\/$/, '');
 
+    const routingState = new RoutingState();
     const runtime = await ConfigRuntime.start(source, env, {
-      logger, metrics, publicUrl, simulators: new Map([...simulators].map(([name, sim]) => [name, sim.credentials])),
+      logger, metrics, publicUrl, routingState, simulators: new Map([...simulators].map(([name, sim]) => [name, sim.credentials])),
     });
+    const routingProblems = runtime.current.problems.filter((p) => p.kind === 'routing');
+    if (routingProblems.length > 0) {
+      await runtime.stop();
+      server.close();
+      for (const sim of simulators.values()) await sim.close();
+      await store.close();
+      throw new ConfigError(routingProblems.map((p) => p.reason));
+    }
+    await seedDailyUsage(store, runtime, routingState);
 
     const scope = container.createChildContainer();
     let dispatcher: WebhookDispatcher | null = null;
@@ -88,6 +99,7 @@ export class Gateway {
     scope.registerInstance(TOKENS.Logger, logger);
     scope.registerInstance(TOKENS.Signer, signer);
     scope.registerInstance(TOKENS.Runtime, runtime);
+    scope.registerInstance(TOKENS.RoutingState, routingState);
     scope.registerInstance(TOKENS.OutboxSignal, { wake: () => dispatcher?.wake() });
     scope.registerInstance(TOKENS.DefaultFeeRate, () => runtime.current.config.fees.default_rate_bps);
     scope.registerInstance<() => DispatcherSettings>(TOKENS.DispatcherSettings, () => {
@@ -161,6 +173,19 @@ export class Gateway {
     await this.store.close();
     this.logger.info('corbel gateway stopped');
     this.logger.flush?.();
+  }
+}
+
+/** Daily limits count from what the store already holds for today, so a restart does not reset them. */
+async function seedDailyUsage(store: Store, runtime: ConfigRuntime, state: RoutingState): Promise<void> {
+  const routing = runtime.current.routing;
+  const day = routing.day(Date.now());
+  const dayStart = day * 86_400_000 - routing.config.utc_offset_minutes * 60_000;
+  for (const u of await store.payments.usageSince(store.reads, dayStart)) {
+    const account = state.account(u.account);
+    account.usage.roll(day);
+    account.usage.amount = u.amount;
+    account.usage.count = u.count;
   }
 }
 

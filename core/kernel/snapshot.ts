@@ -7,7 +7,9 @@ import type { LoadedConfig } from '../config/load.js';
 import { formatZodError } from '../config/load.js';
 import type { CorbelConfig } from '../config/schema.js';
 import type { Metrics } from '../ops/metrics.js';
-import { compileRoutes, type CompiledRoutes } from '../routing/decide.js';
+import { CompiledRouting, type RoutableAccount } from '../routing/engine.js';
+import { validateRouting } from '../routing/validate.js';
+import type { RoutingState } from '../routing/state.js';
 import { KernelChannelHttp } from './channel-http.js';
 import { loadPlugin, type AnyPlugin } from './plugin-loader.js';
 
@@ -32,7 +34,7 @@ export interface CapabilityEntry {
 
 export interface PluginProblem {
   name: string;
-  kind: 'channel' | 'capability';
+  kind: 'channel' | 'capability' | 'routing';
   reason: string;
 }
 
@@ -51,7 +53,7 @@ export class ConfigSnapshot {
     readonly source: LoadedConfig,
     readonly accounts: ReadonlyMap<string, AccountEntry>,
     readonly capabilities: readonly CapabilityEntry[],
-    readonly routes: CompiledRoutes,
+    readonly routing: CompiledRouting,
     readonly problems: readonly PluginProblem[],
     /** The gateway's public base URL, resolved. */
     readonly publicUrl: string,
@@ -99,6 +101,8 @@ export interface BuildDeps {
   publicUrl: string;
   /** Credentials issued by the running sandbox simulators, by plugin name. */
   simulators?: ReadonlyMap<string, unknown>;
+  /** Breakers, success windows and daily usage: shared by every snapshot, so they survive reloads. */
+  routingState: RoutingState;
 }
 
 /** Builds a snapshot. Plugin failures are collected per plugin, never thrown, so the rest can serve. */
@@ -179,10 +183,15 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
     }
   }
 
-  const routes = compileRoutes(
-    config.routing.rules,
-    [...accounts.values()].map((a) => ({ name: a.name, payMethods: a.payMethods, available: a.instance !== null, requiresBinding: a.requiresBinding })),
-  );
+  deps.routingState.configure(config.routing.window_s * 1000);
+  const routable: RoutableAccount[] = [...accounts.values()].map((a) => {
+    const c = config.channels[a.name]!;
+    const breaker = { errorRate: c.breaker.error_rate, minRequests: c.breaker.min_requests, openMs: c.breaker.open_s * 1000, halfOpenProbes: c.breaker.half_open_probes };
+    return { name: a.name, payMethods: a.payMethods, available: a.instance !== null, requiresBinding: a.requiresBinding, fees: c.fees, limits: c.limits, state: deps.routingState.account(a.name, breaker) };
+  });
+  const routing = new CompiledRouting(config.routing, routable, config.api.currencies);
+  const servedBy = new Map([...accounts.values()].map((a) => [a.name, a.instance ? a.payMethods : null] as const));
+  for (const reason of validateRouting(config.routing, routing, servedBy)) problems.push({ name: 'routing', kind: 'routing', reason });
   for (const p of problems) deps.logger.error({ plugin: p.name, reason: p.reason }, 'plugin failed to load; the rest of the gateway keeps serving');
-  return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routes, problems, deps.publicUrl);
+  return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routing, problems, deps.publicUrl);
 }

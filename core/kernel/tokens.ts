@@ -8,4 +8,5 @@ export const TOKENS = {
   OutboxSignal: Symbol('OutboxSignal'),
   DispatcherSettings: Symbol('DispatcherSettings'),
   DefaultFeeRate: Symbol('DefaultFeeRate'),
+  RoutingState: Symbol('RoutingState'),
 } as const;

@@ -5,7 +5,7 @@ import { ChannelError, type ChannelAccount, type ChannelPaymentResult, type Chan
 import { ApiError } from '../errors.js';
 import { channelOrderNo, channelRefundNo, newId } from '../crypto/ids.js';
 import type { ConfigSnapshot, AccountEntry } from '../kernel/snapshot.js';
-import { decideRoute } from '../routing/decide.js';
+import type { RoutingState } from '../routing/state.js';
 import { isUniqueViolation, type Store, type Tx } from '../store/index.js';
 import { feeFor, feeReturnedFor, paymentSucceededLines, refundSucceededLines } from '../ledger/postings.js';
 import { enqueueEvent, type EventType } from '../webhooks/events.js';
@@ -57,13 +57,14 @@ export class PaymentService {
     @inject(TOKENS.Metrics) private readonly metrics: Metrics,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.OutboxSignal) private readonly outbox: OutboxSignal,
+    @inject(TOKENS.RoutingState) private readonly routingState: RoutingState,
   ) {}
 
   // ---------------------------------------------------------------- create
 
   async create(snapshot: ConfigSnapshot, caller: Caller, input: CreatePaymentInput): Promise<PaymentRecord> {
     const api = snapshot.config.api;
-    if (!snapshot.routes.payMethods.has(input.pay_method)) {
+    if (!snapshot.routing.payMethods.has(input.pay_method)) {
       throw new ApiError('unknown_pay_method', `pay_method ${input.pay_method} is not served by any configured channel`, 'pay_method');
     }
     if (input.amount > api.max_amount) throw new ApiError('amount_too_large', `amount must be at most ${api.max_amount}`, 'amount');
@@ -79,15 +80,19 @@ export class PaymentService {
     }
 
     const bindings = await this.store.merchants.listBindings(this.store.reads, caller.merchant.id);
-    const decision = decideRoute(snapshot.routes, {
-      payMethod: input.pay_method, amount: input.amount, currency: input.currency, merchantId: caller.merchant.id,
-      merchantTags: caller.merchant.tags, boundAccounts: new Set(bindings.map((b) => b.account)),
+    const now = Date.now();
+    const routingTable = snapshot.routing;
+    const buffer = routingTable.decide({
+      payMethod: input.pay_method, amount: input.amount, currency: input.currency, merchantId: caller.merchant.id, appId: caller.app.id,
+      merchantTags: caller.merchant.tags, boundAccounts: new Set(bindings.map((b) => b.account)), clientIp: input.payer?.client_ip,
+      metadata: input.metadata ?? {}, now,
     });
+    // The decision buffer is reused by the next decision: copy it before the first await.
+    const decision = { rule: buffer.ruleName, strategy: buffer.strategy, candidates: Array.from(buffer.candidates.subarray(0, buffer.count), (i) => routingTable.accounts[i]!.name) };
     if (decision.candidates.length === 0) {
       throw new ApiError('no_channel_available', `no channel account can serve ${input.pay_method} for this merchant now`, 'pay_method', { rule: decision.rule });
     }
 
-    const now = Date.now();
     const id = newId('pay');
     const first = snapshot.account(decision.candidates[0]!)!;
     const routing: RoutingTrace = { rule: decision.rule, strategy: decision.strategy, channel: null, attempts: [] };
@@ -99,6 +104,7 @@ export class PaymentService {
       expiresAt: now + (input.expires_in ?? api.default_expires_in_s) * 1000, createdAt: now, updatedAt: now, paidAt: null, checkCount: 0,
       // Scheduled for a channel query from the start: if this process dies mid-create, the poller still finds out.
       nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
+      binding: toBinding(bindings.find((b) => b.account === first.name)) ?? null,
     };
     try {
       await this.store.transaction(async (tx) => {
@@ -116,19 +122,22 @@ export class PaymentService {
       const binding = toBinding(bindings.find((b) => b.account === entry.name));
       if (i > 0) {
         // Failover: the previous attempt provably created nothing, so this payment moves to the next account.
-        await this.store.transaction((tx) => this.store.payments.update(tx, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo }, Date.now()));
+        await this.store.transaction((tx) => this.store.payments.update(tx, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null }, Date.now()));
       }
       const attemptId = await this.store.transaction((tx) => this.store.payments.insertAttempt(tx, {
         paymentId: id, channelAccount: entry.name, channelOrderNo: orderNo, outcome: 'sending', latencyMs: null, errorCode: null, createdAt: Date.now(),
       }));
       const started = performance.now();
+      this.routingState.account(entry.name).breaker.onSend();
       try {
         const result = await entry.instance!.createPayment({
           paymentId: id, channelOrderNo: orderNo, amount: payment.amount, currency: payment.currency, payMethod: payment.payMethod,
           subject: payment.subject ?? payment.outTradeNo, expiresAt: new Date(payment.expiresAt), notifyUrl: notifyUrlFor(snapshot, entry.name),
-          returnUrl: payment.returnUrl ?? undefined, payer: payment.payer, binding,
+          returnUrl: payment.returnUrl ?? undefined, payer: payment.payer, binding, createdAt: new Date(payment.createdAt),
         });
         const latency = Math.round(performance.now() - started);
+        this.routingState.recordCall(entry.name, true);
+        if (result.status !== 'failed') this.routingState.recordUsage(entry.name, payment.amount, routingTable.day(Date.now()));
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
         return await this.recordCreateOutcome(payment, attemptId, routing, result, latency, snapshot.config.poller.backoff_s);
@@ -136,6 +145,7 @@ export class PaymentService {
         const latency = Math.round(performance.now() - started);
         const channelError = err instanceof ChannelError ? err : new ChannelError('unknown', (err as Error).message, true);
         if (!(err instanceof ChannelError)) this.logger.error({ err, payment_id: id, account: entry.name }, 'channel plugin threw a non-channel error; treated as ambiguous');
+        this.routingState.recordCall(entry.name, !INFRASTRUCTURE_FAILURES.has(channelError.code));
         if (channelError.mayExist) {
           // Ambiguous: the order may exist at this channel. Never try another one; find out by querying.
           routing.channel = entry.name;
@@ -333,7 +343,8 @@ export class PaymentService {
     const id = newId('re');
     const refund: RefundRecord = {
       id, paymentId, merchantId: payment.merchantId, outRefundNo: input.out_refund_no, amount: input.amount, reason: input.reason ?? null,
-      status: 'pending', channelRefundNo: null, failure: null, feeReturned: 0, createdAt: now, updatedAt: now, succeededAt: null,
+      // Our refund number at the channel, fixed at creation: notifications and queries are matched by it.
+      status: 'pending', channelRefundNo: channelRefundNo(id), failure: null, feeReturned: 0, createdAt: now, updatedAt: now, succeededAt: null,
     };
     // The check and the insert share one write transaction; writes are serialised, so two concurrent refunds cannot both pass.
     await this.store.transaction(async (tx) => {
@@ -422,7 +433,7 @@ export class PaymentService {
     const account = this.accountFor(snapshot, p);
     if (!account?.sandbox || !account.instance?.simulatePayer) throw new ApiError('sandbox_only', 'payer actions are allowed only on sandbox channel accounts', 'id');
     if (p.status !== 'pending') throw new ApiError('invalid_state', `payment is ${p.status}`, 'id');
-    await account.instance.simulatePayer(this.referenceOf(p), outcome);
+    await account.instance.simulatePayer(this.referenceOf(p), outcome, p.action);
     return (await this.store.payments.get(this.store.reads, id))!;
   }
 
@@ -478,10 +489,13 @@ export class PaymentService {
   referenceOf(p: PaymentRecord): PaymentReference {
     return {
       channelOrderNo: p.channelOrderNo!, channelTradeNo: p.channelTradeNo ?? undefined, amount: p.amount, currency: p.currency,
-      payMethod: p.payMethod, createdAt: new Date(p.createdAt),
+      payMethod: p.payMethod, createdAt: new Date(p.createdAt), binding: p.binding ?? undefined,
     };
   }
 }
+
+/** Failures that say the channel is unwell (they count against its breaker), as opposed to a rejected request. */
+const INFRASTRUCTURE_FAILURES = new Set(['timeout', 'channel_unavailable', 'unknown', 'signature_invalid', 'rate_limited']);
 
 function toBinding(b: { subMerchantId: string | null; params: Record<string, string> } | undefined): MerchantBinding | undefined {
   return b ? { subMerchantId: b.subMerchantId ?? undefined, params: b.params } : undefined;

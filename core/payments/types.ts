@@ -52,6 +52,8 @@ export interface PaymentRecord {
   paidAt: number | null;
   checkCount: number;
   nextCheckAt: number | null;
+  /** The sub-merchant binding the channel order was created under (service-provider mode). */
+  binding: { subMerchantId?: string; params: Record<string, string> } | null;
 }
 
 export interface RefundRecord {

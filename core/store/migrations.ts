@@ -177,6 +177,13 @@ CREATE TABLE alerts (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'payment_channel_binding',
+    sql: `
+ALTER TABLE payments ADD COLUMN channel_binding TEXT;
+`,
+  },
 ];
 
 export async function migrate(db: SqliteDatabase): Promise<{ from: number; to: number; applied: string[] }> {

@@ -78,6 +78,7 @@ export interface PaymentUpdate {
   channel?: string;
   channelAccount?: string;
   channelOrderNo?: string;
+  binding?: { subMerchantId?: string; params: Record<string, string> } | null;
 }
 
 const PAYMENT_UPDATE_COLUMNS: Record<keyof PaymentUpdate, string> = {
@@ -92,8 +93,9 @@ const PAYMENT_UPDATE_COLUMNS: Record<keyof PaymentUpdate, string> = {
   channel: 'channel',
   channelAccount: 'channel_account',
   channelOrderNo: 'channel_order_no',
+  binding: 'channel_binding',
 };
-const JSON_COLUMNS = new Set(['action', 'failure', 'routing']);
+const JSON_COLUMNS = new Set(['action', 'failure', 'routing', 'channel_binding']);
 
 function updateClause(update: PaymentUpdate): { sets: string[]; values: SqlValue[] } {
   const sets: string[] = [];
@@ -112,13 +114,13 @@ export class PaymentRepository {
     await tx.run(
       `INSERT INTO payments (id, merchant_id, app_id, out_trade_no, amount, amount_refunded, currency, pay_method, channel, channel_account,
         channel_order_no, channel_trade_no, status, subject, notify_url, return_url, payer, metadata, action, failure, routing, fee,
-        expires_at, created_at, updated_at, paid_at, next_check_at, check_count)
-       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        expires_at, created_at, updated_at, paid_at, next_check_at, check_count, channel_binding)
+       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         p.id, p.merchantId, p.appId, p.outTradeNo, p.amount, p.amountRefunded, p.currency, p.payMethod, p.channel, p.channelAccount,
         p.channelOrderNo, p.channelTradeNo, p.status, p.subject, p.notifyUrl, p.returnUrl, j(p.payer), j(p.metadata),
         p.action === null ? null : j(p.action), p.failure === null ? null : j(p.failure), p.routing === null ? null : j(p.routing), p.fee,
-        p.expiresAt, p.createdAt, p.updatedAt, p.paidAt, p.nextCheckAt, p.checkCount,
+        p.expiresAt, p.createdAt, p.updatedAt, p.paidAt, p.nextCheckAt, p.checkCount, p.binding === null ? null : j(p.binding),
       ],
     );
   }
@@ -172,6 +174,13 @@ export class PaymentRepository {
 
   async finishAttempt(tx: Tx, attemptId: number, outcome: string, latencyMs: number, errorCode: string | null): Promise<void> {
     await tx.run('UPDATE payment_attempts SET outcome = ?, latency_ms = ?, error_code = ? WHERE id = ?', [outcome, latencyMs, errorCode, attemptId]);
+  }
+
+  /** Per account: payments created since a time that did not fail (what daily limits count). */
+  async usageSince(db: SqlExecutor, since: number): Promise<Array<{ account: string; count: number; amount: number }>> {
+    const rows = await db.all<{ account: string; count: number; amount: number }>(
+      "SELECT channel_account AS account, COUNT(*) AS count, SUM(amount) AS amount FROM payments WHERE created_at >= ? AND status != 'failed' AND channel_account IS NOT NULL GROUP BY channel_account", [since]);
+    return rows.map((r) => ({ account: r.account, count: Number(r.count), amount: Number(r.amount) }));
   }
 
   /** Pending payments whose next channel check is due. */

@@ -38,6 +38,7 @@ export function toPayment(r: Row): PaymentRecord {
     paidAt: numOrNull(r.paid_at),
     checkCount: num(r.check_count),
     nextCheckAt: numOrNull(r.next_check_at),
+    binding: json(r.channel_binding, null),
   };
 }
 

@@ -1,7 +1,7 @@
 import {
   ChannelError,
   type ChannelAccount, type ChannelAccountContext, type ChannelPaymentResult, type ChannelPlugin, type ChannelRefundResult,
-  type CreatePaymentRequest, type InboundNotification, type MerchantBinding, type PaymentReference, type RefundReference,
+  type CreatePaymentRequest, type InboundNotification, type MerchantBinding, type PaymentReference, type PaymentAction, type RefundReference,
   type RefundRequest, type StatementLine,
 } from '../../core/index.js';
 import { alipayConfigSchema, type AlipayConfig } from './config.js';
@@ -132,7 +132,7 @@ class AlipayAccount implements ChannelAccount {
     const immediate = refundResult(res.body, req.channelRefundNo);
     if (immediate !== 'query') return immediate;
     // fund_change N: a repeat of a refund already made, or one still in progress; the refund query decides.
-    return this.queryRefund({ channelRefundNo: req.channelRefundNo, payment: req.payment, amount: req.amount }).catch((err: unknown) => {
+    return this.queryRefund({ channelRefundNo: req.channelRefundNo, payment: req.payment, amount: req.amount, createdAt: req.createdAt }).catch((err: unknown) => {
       if (err instanceof ChannelError && err.code === 'order_not_found') return { status: 'pending', channelRefundNo: req.channelRefundNo } as const;
       throw err;
     });
@@ -171,8 +171,10 @@ class AlipayAccount implements ChannelAccount {
     return parseBillZip(new Uint8Array(file.body.buffer, file.body.byteOffset, file.body.byteLength));
   }
 
-  async simulatePayer(ref: PaymentReference, outcome: 'pay' | 'fail'): Promise<void> {
+  async simulatePayer(ref: PaymentReference, outcome: 'pay' | 'fail', action?: PaymentAction): Promise<void> {
     if (!this.ctx.sandbox) throw new ChannelError('not_supported', 'payer simulation is for sandbox accounts only', false);
+    // Page and wap trades exist only once the payer's browser opens the signed cashier URL: open it as the payer would.
+    if (action?.type === 'redirect') await this.ctx.http.send({ method: 'GET', url: action.url, operation: 'simulate_payer_open' });
     const base = new URL(this.cfg.gateway_url);
     const url = new URL(`/__sim/orders/${encodeURIComponent(ref.channelOrderNo)}/${outcome}`, base.origin).toString();
     const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': 'application/json' }, body: '{}', operation: 'simulate_payer' });

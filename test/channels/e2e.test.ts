@@ -5,7 +5,7 @@ import { startGateway, activeMerchant, MerchantClient, webhookReceiver, waitUnti
 const config = `mode: sandbox
 server: { host: 127.0.0.1, port: 0, shutdown_grace_ms: 2000 }
 admin: { token: ${ADMIN_TOKEN} }
-log: { level: silent }
+log: { level: ${process.env.E2E_LOG ?? 'silent'} }
 webhooks: { retry_schedule_s: [1], poll_interval_ms: 100 }
 poller: { interval_ms: 200, backoff_s: [1] }
 simulators: { enabled: true }
@@ -48,7 +48,7 @@ for (const c of cases) {
     t.is(created.json.action?.type ?? null, c.action, created.text);
 
     const paid = await client.request('POST', `/v1/sandbox/payments/${created.json.id}/pay`);
-    t.is(paid.status, 200, paid.text);
+    t.is(paid.status, 200, paid.text + env.logs.filter((l) => l.includes('"level":50')).join('\n'));
     const succeeded = await waitUntil(async () => {
       const p = await client.request('GET', `/v1/payments/${created.json.id}`);
       return p.json.status === 'succeeded' ? p.json : undefined;
@@ -70,7 +70,7 @@ for (const c of cases) {
   });
 }
 
-test.after.always('ledger verify passes after the channel flows', async (t) => {
+test.after('ledger verify passes after the channel flows', async (t) => {
   if (!env) return t.pass();
   const report = await admin(env.gw, 'GET', '/admin/ledger/verify');
   t.true(report.json.ok, JSON.stringify(report.json.problems));

@@ -186,7 +186,7 @@ test('barcode, refund and refund-query result mapping', (t) => {
 });
 
 const createReq = (over: Partial<CreatePaymentRequest> = {}): CreatePaymentRequest => ({
-  paymentId: 'p', channelOrderNo: 'ORD1', amount: 110, currency: 'CNY', payMethod: 'alipay.qr', subject: 's',
+  createdAt: new Date(), paymentId: 'p', channelOrderNo: 'ORD1', amount: 110, currency: 'CNY', payMethod: 'alipay.qr', subject: 's',
   expiresAt: new Date('2025-01-01T00:15:00Z'), notifyUrl: 'n', payer: {}, ...over,
 });
 

@@ -85,7 +85,7 @@ const orderNo = (tag: string) => `P${Date.now().toString(36)}${++seq}${tag}`.sli
 function request(payMethod: string, amount: number, extra: Partial<CreatePaymentRequest> = {}): CreatePaymentRequest {
   const no = orderNo(payMethod.split('.')[1]!.slice(0, 3));
   return {
-    paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: '测试商品 & test',
+    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: '测试商品 & test',
     expiresAt: new Date(Date.now() + 15 * 60_000), notifyUrl, returnUrl: 'https://shop.example/return', payer: {}, ...extra,
   };
 }
@@ -153,28 +153,28 @@ test.serial('alipay.qr: precreate → scan → pay → notification → query �
   const ref = refOf(req, q.channelTradeNo);
 
   // Partial refund: fund_change Y.
-  const r1 = await account.refund({ refundId: 'r1', channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), payment: ref, amount: 234, notifyUrl });
+  const r1 = await account.refund({ refundId: 'r1', channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), payment: ref, amount: 234, notifyUrl, createdAt: new Date() });
   t.is(r1.status, 'succeeded');
   const r1Note = await waitFor(() => notesFor(req.channelOrderNo).find((c) => c.parsed?.kind === 'refund'));
   t.like(r1Note.parsed, { kind: 'refund', channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), channelOrderNo: req.channelOrderNo, result: { status: 'succeeded' } });
   t.is(paramsOf(r1Note).trade_status, 'TRADE_SUCCESS'); // told apart from the payment's TRADE_SUCCESS by the refund fields
-  t.is((await account.queryRefund({ channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), payment: ref, amount: 234 })).status, 'succeeded');
+  t.is((await account.queryRefund({ createdAt: new Date(), channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), payment: ref, amount: 234 })).status, 'succeeded');
 
   // Repeat of the same refund: fund_change N → refund query says REFUND_SUCCESS.
-  const again = await account.refund({ refundId: 'r1', channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), payment: ref, amount: 234, notifyUrl });
+  const again = await account.refund({ refundId: 'r1', channelRefundNo: `${req.channelOrderNo}R1`.slice(-32), payment: ref, amount: 234, notifyUrl, createdAt: new Date() });
   t.is(again.status, 'succeeded');
 
   // Over the remaining amount: a business refusal, as a value.
-  const over = await account.refund({ refundId: 'r2', channelRefundNo: 'OVER1', payment: ref, amount: 1001, notifyUrl });
+  const over = await account.refund({ refundId: 'r2', channelRefundNo: 'OVER1', payment: ref, amount: 1001, notifyUrl, createdAt: new Date() });
   t.is(over.status, 'failed');
   t.is(over.failure?.code, 'refund_exceeds_amount');
 
   // An unknown refund number.
-  const unknown = await t.throwsAsync(account.queryRefund({ channelRefundNo: 'NOPE1', payment: ref, amount: 1 }), { instanceOf: ChannelError });
+  const unknown = await t.throwsAsync(account.queryRefund({ channelRefundNo: 'NOPE1', payment: ref, amount: 1, createdAt: new Date() }), { instanceOf: ChannelError });
   t.is(unknown.code, 'order_not_found');
 
   // The rest: a full refund closes the trade; its TRADE_CLOSED notification is a refund, not a payment close.
-  const r3 = await account.refund({ refundId: 'r3', channelRefundNo: 'FULL1', payment: ref, amount: 1000, notifyUrl });
+  const r3 = await account.refund({ refundId: 'r3', channelRefundNo: 'FULL1', payment: ref, amount: 1000, notifyUrl, createdAt: new Date() });
   t.is(r3.status, 'succeeded');
   const r3Note = await waitFor(() => notesFor(req.channelOrderNo).find((c) => c.parsed?.kind === 'refund' && c.parsed.channelRefundNo === 'FULL1'));
   t.is(paramsOf(r3Note).trade_status, 'TRADE_CLOSED');

@@ -103,7 +103,7 @@ const refundNo = () => `R${idBody()}`;
 
 function paymentRequest(payMethod: string, no: string, amount: number, path: string): CreatePaymentRequest {
   return {
-    paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Test order',
+    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Test order',
     expiresAt: new Date(Date.now() + 15 * 60_000), notifyUrl: `${receiver.url}${path}`, returnUrl: `${receiver.url}/return`, payer: {},
   };
 }
@@ -168,20 +168,20 @@ test.serial('unionpay.qr: create → pay → notification → query → partial 
   await expectChannelError(t, account.closePayment(paidRef), 'order_paid', true);
 
   const rno = refundNo();
-  const refund = await account.refund({ refundId: `re_${rno}`, channelRefundNo: rno, payment: paidRef, amount: 234, notifyUrl: `${receiver.url}/qr-refund` });
+  const refund = await account.refund({ createdAt: new Date(), refundId: `re_${rno}`, channelRefundNo: rno, payment: paidRef, amount: 234, notifyUrl: `${receiver.url}/qr-refund` });
   t.deepEqual(refund, { status: 'pending', channelRefundNo: rno });
   const refundNote = await account.parseNotification(await receiver.waitFor('/qr-refund', (f) => f.txnType === '04'));
   t.like(refundNote, { kind: 'refund', channelRefundNo: rno, amount: 234, result: { status: 'succeeded' } });
-  t.like(await account.queryRefund({ channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded', channelRefundNo: rno });
+  t.like(await account.queryRefund({ createdAt: new Date(), channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded', channelRefundNo: rno });
 
   // A second account (no in-memory refund times): the txnTime is recovered from the refund number alone.
   const fresh = await plugin.createAccount(config, context());
-  t.like(await fresh.queryRefund({ channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded' });
+  t.like(await fresh.queryRefund({ createdAt: new Date(), channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded' });
   t.like(await fresh.queryPayment(ref), { status: 'succeeded' });
 
   // Refund above what is left: a failed refund value, not an exception.
   const over = refundNo();
-  const rejected = await account.refund({ refundId: `re_${over}`, channelRefundNo: over, payment: paidRef, amount: 1001, notifyUrl: `${receiver.url}/qr-refund` });
+  const rejected = await account.refund({ createdAt: new Date(), refundId: `re_${over}`, channelRefundNo: over, payment: paidRef, amount: 1001, notifyUrl: `${receiver.url}/qr-refund` });
   t.like(rejected, { status: 'failed', failure: { code: 'refund_exceeds_amount', channelCode: '33' } });
 
   const lines = await account.downloadStatement!(clearingDate());
@@ -222,7 +222,7 @@ test.serial('unionpay.web: signed form action → payer submits → pay → noti
 
   // The reference lacks channelTradeNo: the refund finds origQryId by querying.
   const rno = refundNo();
-  t.like(await account.refund({ refundId: `re_${rno}`, channelRefundNo: rno, payment: ref, amount: 500, notifyUrl: `${receiver.url}/web-refund` }), { status: 'pending' });
+  t.like(await account.refund({ createdAt: new Date(), refundId: `re_${rno}`, channelRefundNo: rno, payment: ref, amount: 500, notifyUrl: `${receiver.url}/web-refund` }), { status: 'pending' });
   t.like(await account.parseNotification(await receiver.waitFor('/web-refund')), { kind: 'refund', channelRefundNo: rno, amount: 500 });
 });
 

@@ -15,7 +15,7 @@ test.afterEach.always(async () => { await h.simApi('DELETE', '/__sim/faults'); }
 
 function request(no: string, payMethod = 'wechat.native', payer: CreatePaymentRequest['payer'] = {}, path = '/notify/faults'): CreatePaymentRequest {
   return {
-    paymentId: `pay_${no}`, channelOrderNo: no, amount: 990, currency: 'CNY', payMethod, subject: 'faults',
+    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount: 990, currency: 'CNY', payMethod, subject: 'faults',
     expiresAt: new Date(Date.now() + 600_000), notifyUrl: `${h.receiver.url}${path}`, payer,
   };
 }
@@ -62,9 +62,9 @@ test.serial('response_lost on a refund → mayExist true; the refund is found by
   await account.simulatePayer!(ref(req), 'pay');
   await faults({ response_lost: 1 });
   const refundNo = orderNo('R');
-  const err = await t.throwsAsync(account.refund({ refundId: 'r', channelRefundNo: refundNo, payment: ref(req), amount: 100, notifyUrl: `${h.receiver.url}/notify/faults` }), { instanceOf: ChannelError });
+  const err = await t.throwsAsync(account.refund({ createdAt: new Date(), refundId: 'r', channelRefundNo: refundNo, payment: ref(req), amount: 100, notifyUrl: `${h.receiver.url}/notify/faults` }), { instanceOf: ChannelError });
   t.true(err!.mayExist);
-  const found = await account.queryRefund({ channelRefundNo: refundNo, payment: ref(req), amount: 100 });
+  const found = await account.queryRefund({ createdAt: new Date(), channelRefundNo: refundNo, payment: ref(req), amount: 100 });
   t.true(found.status === 'pending' || found.status === 'succeeded');
 });
 

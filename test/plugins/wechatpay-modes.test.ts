@@ -16,7 +16,7 @@ test.afterEach.always(async () => {
 
 function request(no: string, path: string, binding?: MerchantBinding, payMethod = 'wechat.native', payer: CreatePaymentRequest['payer'] = {}): CreatePaymentRequest {
   return {
-    paymentId: `pay_${no}`, channelOrderNo: no, amount: 2000, currency: 'CNY', payMethod, subject: 'modes',
+    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount: 2000, currency: 'CNY', payMethod, subject: 'modes',
     expiresAt: new Date(Date.now() + 600_000), notifyUrl: `${h.receiver.url}${path}`, payer, binding,
   };
 }
@@ -46,10 +46,10 @@ test.serial('service provider: partner endpoints with the default sub_mchid, end
   t.like(await account.queryPayment(ref(req)), { status: 'succeeded', paidAmount: 2000 });
 
   const refundNo = orderNo('R');
-  await account.refund({ refundId: 'r', channelRefundNo: refundNo, payment: ref(req), amount: 500, notifyUrl: `${h.receiver.url}${path}` });
+  await account.refund({ createdAt: new Date(), refundId: 'r', channelRefundNo: refundNo, payment: ref(req), amount: 500, notifyUrl: `${h.receiver.url}${path}` });
   const note = await h.receiver.waitFor(account, path, (n) => n.kind === 'refund' && n.channelRefundNo === refundNo);
   t.like(note.parsed, { amount: 500, result: { status: 'succeeded' } });
-  t.is((await account.queryRefund({ channelRefundNo: refundNo, payment: ref(req), amount: 500 })).status, 'succeeded');
+  t.is((await account.queryRefund({ createdAt: new Date(), channelRefundNo: refundNo, payment: ref(req), amount: 500 })).status, 'succeeded');
 
   const app = await account.createPayment(request(orderNo('S'), path, undefined, 'wechat.app'));
   t.like(app.action, { type: 'app', params: { appid: 'wx8888888888888100', partnerid: '1900000109' } });

@@ -115,7 +115,7 @@ test('AEAD_AES_256_GCM resource', (t) => {
 
 test('prepay bodies and client parameters', (t) => {
   const req: CreatePaymentRequest = {
-    paymentId: 'p', channelOrderNo: 'O1', amount: 1, currency: 'CNY', payMethod: 'wechat.jsapi', subject: '商'.repeat(200),
+    createdAt: new Date(), paymentId: 'p', channelOrderNo: 'O1', amount: 1, currency: 'CNY', payMethod: 'wechat.jsapi', subject: '商'.repeat(200),
     expiresAt: new Date('2024-05-20T05:29:35Z'), notifyUrl: 'https://gw/notify/wx', payer: { openid: 'o1', client_ip: '1.2.3.4' },
   };
   const direct = prepayBody(req, 'jsapi', { partner: false, mchid: 'M', appid: 'A' });

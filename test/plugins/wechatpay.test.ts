@@ -16,7 +16,7 @@ test.after.always(async () => { await h?.close(); });
 
 function request(payMethod: string, no: string, amount: number, path: string, payer: CreatePaymentRequest['payer'] = {}): CreatePaymentRequest {
   return {
-    paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: `test ${payMethod}`,
+    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: `test ${payMethod}`,
     expiresAt: new Date(Date.now() + 15 * 60_000), notifyUrl: `${h.receiver.url}${path}`, payer,
   };
 }
@@ -79,11 +79,11 @@ for (const [method, payer] of Object.entries(PAYERS)) {
     t.true(queried.paidAt instanceof Date);
 
     const refundNo = orderNo('R');
-    const refund = await account.refund({ refundId: `re_${refundNo}`, channelRefundNo: refundNo, payment: ref(req), amount: 234, notifyUrl: `${h.receiver.url}${path}`, reason: 'test' });
+    const refund = await account.refund({ createdAt: new Date(), refundId: `re_${refundNo}`, channelRefundNo: refundNo, payment: ref(req), amount: 234, notifyUrl: `${h.receiver.url}${path}`, reason: 'test' });
     t.true(refund.status === 'pending' || refund.status === 'succeeded');
     const refundNote = await h.receiver.waitFor(account, path, (n) => n.kind === 'refund' && n.channelRefundNo === refundNo);
     t.like(refundNote.parsed, { kind: 'refund', channelRefundNo: refundNo, channelOrderNo: req.channelOrderNo, amount: 234, result: { status: 'succeeded' } });
-    const refundQuery = await account.queryRefund({ channelRefundNo: refundNo, payment: ref(req), amount: 234 });
+    const refundQuery = await account.queryRefund({ createdAt: new Date(), channelRefundNo: refundNo, payment: ref(req), amount: 234 });
     t.is(refundQuery.status, 'succeeded');
     t.true(refundQuery.succeededAt instanceof Date);
     // REFUND state still means "was paid".
@@ -156,9 +156,9 @@ test.serial('refund errors: over-refund → invalid_request (not created); unkno
   const req = request('wechat.native', orderNo('E'), 100, '/notify/re');
   await account.createPayment(req);
   await account.simulatePayer!(ref(req), 'pay');
-  const over = await t.throwsAsync(account.refund({ refundId: 'x', channelRefundNo: orderNo('R'), payment: ref(req), amount: 101, notifyUrl: `${h.receiver.url}/notify/re` }), { instanceOf: ChannelError });
+  const over = await t.throwsAsync(account.refund({ createdAt: new Date(), refundId: 'x', channelRefundNo: orderNo('R'), payment: ref(req), amount: 101, notifyUrl: `${h.receiver.url}/notify/re` }), { instanceOf: ChannelError });
   t.like(over, { code: 'invalid_request', mayExist: false, channelCode: 'INVALID_REQUEST' });
-  const missing = await t.throwsAsync(account.queryRefund({ channelRefundNo: orderNo('R'), payment: ref(req), amount: 1 }), { instanceOf: ChannelError });
+  const missing = await t.throwsAsync(account.queryRefund({ createdAt: new Date(), channelRefundNo: orderNo('R'), payment: ref(req), amount: 1 }), { instanceOf: ChannelError });
   t.like(missing, { code: 'order_not_found', channelCode: 'RESOURCE_NOT_EXISTS' });
 });
 
@@ -214,7 +214,7 @@ test.serial('statement: today\'s trade bill, hash checked, payments and refunds 
   await account.createPayment(req);
   await account.simulatePayer!(ref(req), 'pay');
   const refundNo = orderNo('R');
-  await account.refund({ refundId: 'r', channelRefundNo: refundNo, payment: ref(req), amount: 2501, notifyUrl: `${h.receiver.url}/notify/stmt` });
+  await account.refund({ createdAt: new Date(), refundId: 'r', channelRefundNo: refundNo, payment: ref(req), amount: 2501, notifyUrl: `${h.receiver.url}/notify/stmt` });
   await h.receiver.waitFor(account, '/notify/stmt', (n) => n.kind === 'refund' && n.channelRefundNo === refundNo);
   const lines = await account.downloadStatement!(chinaToday());
   const pay = lines.find((l) => l.kind === 'payment' && l.channelOrderNo === req.channelOrderNo);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError } from '../../errors.js';
+import { ChannelError } from '../../contract/channel.js';
 import type { CorbelMiddleware } from '../state.js';
 
 /** The one error boundary: every failure leaves as {"error":{code,message,param}} with its status. */
@@ -19,6 +20,7 @@ export function errorBoundary(logger: Logger): CorbelMiddleware {
 
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof ChannelError) return new ApiError(err.code === 'timeout' ? 'channel_timeout' : 'channel_error', `channel call failed: ${err.message}`, undefined, { channel_code: err.channelCode ?? null, may_exist: err.mayExist });
   const e = err as { status?: number; type?: string; expose?: boolean; message?: string };
   if (e.type === 'entity.too.large') return new ApiError('body_too_large', 'request body is larger than the configured limit');
   if (e.type === 'request.aborted') return new ApiError('invalid_request', 'request body was aborted');
