@@ -16,6 +16,7 @@ import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
 import { Metrics } from '../core/ops/metrics.js';
 import { RoutingState } from '../core/routing/state.js';
+import { explainRoute } from '../core/routing/explain.js';
 import type { ChannelPlugin } from '../core/contract/channel.js';
 
 const program = new Command();
@@ -103,6 +104,34 @@ async function sandboxCredentials(src: LoadedConfig): Promise<Map<string, unknow
   }
   return out;
 }
+
+const route = program.command('route').description('the routing table');
+route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
+  .requiredOption('--pay-method <method>').requiredOption('--amount <fen>', 'amount in minor units').option('--currency <code>', 'currency', 'CNY')
+  .option('--merchant <id>').option('--app <id>').option('--client-ip <ip>').option('--metadata <k=v,...>').option('--json')
+  .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata?: string; json?: boolean }) => {
+    const src = source();
+    const snapshot = await buildSnapshot(0, src, { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: 'http://localhost', simulators: await sandboxCredentials(src), routingState: new RoutingState() });
+    try {
+      const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing');
+      if (routingProblems.length) throw new ConfigError(routingProblems.map((p) => p.reason));
+      const amount = Number(opts.amount);
+      if (!Number.isSafeInteger(amount) || amount <= 0) throw new Error('--amount must be a positive integer of minor units (fen)');
+      const merchantRecord = opts.merchant ? await withStore((store) => store.merchants.get(store.reads, opts.merchant!)) : undefined;
+      const bindings = merchantRecord ? await withStore((store) => store.merchants.listBindings(store.reads, merchantRecord.id)) : [];
+      const metadata = Object.fromEntries((opts.metadata ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+      const explained = explainRoute(snapshot.routing, {
+        payMethod: opts.payMethod, amount, currency: opts.currency, merchantId: opts.merchant ?? '', appId: opts.app ?? '', merchantTags: merchantRecord?.tags ?? [],
+        boundAccounts: new Set(bindings.map((b) => b.account)), clientIp: opts.clientIp, metadata, now: Date.now(),
+      });
+      print(opts.json, explained, () => [
+        explained.summary,
+        ...explained.targets.map((t) => `  ${t.usable ? '✓' : '✗'} ${t.account}: ${t.reason}${t.cost !== undefined ? `, cost ${t.cost}` : ''}${t.weight !== undefined ? `, weight ${t.weight}` : ''}${t.success_rate !== undefined ? `, success ${t.success_rate ?? 'n/a'}` : ''}`),
+      ].join('\n'));
+    } finally {
+      await snapshot.dispose();
+    }
+  });
 
 const merchant = program.command('merchant').description('merchants: onboarding and review');
 merchant.command('create').requiredOption('--name <name>').option('--tags <tags>', 'comma-separated').option('--fee-rate-bps <bps>').option('--json')

@@ -9,6 +9,7 @@ import type { CorbelState } from '../state.js';
 import type { HttpServices } from '../services.js';
 import type { MerchantAction } from '../../merchants/service.js';
 import { configStatus } from '../../kernel/status.js';
+import { explainRoute } from '../../routing/explain.js';
 
 function tokenMatches(provided: string, expected: string): boolean {
   const a = Buffer.from(provided);
@@ -93,6 +94,34 @@ export function adminRouter(s: HttpServices): Router<CorbelState> {
   router.post('/webhooks/:id/redeliver', async (ctx) => {
     if (!(await s.webhooks.redeliver(ctx.params.id!))) throw new ApiError('event_not_found', `no event ${ctx.params.id} with a notify URL`, 'id');
     ctx.body = { ok: true };
+  });
+
+  router.get('/routing', async (ctx) => {
+    const now = Date.now();
+    const routing = ctx.state.snapshot.routing;
+    ctx.body = {
+      rules: routing.config.rules.map((r, i) => ({ index: i, name: r.name, strategy: r.strategy, targets: r.targets })),
+      accounts: routing.accounts.map((a) => {
+        a.state.usage.roll(routing.day(now));
+        return {
+          account: a.name, available: a.available, breaker: { state: a.state.breaker.state, reason: a.state.breaker.reason || null, opened_at: a.state.breaker.openedAt ? new Date(a.state.breaker.openedAt).toISOString() : null },
+          usage_today: { amount: a.state.usage.amount, count: a.state.usage.count }, limits: a.limits,
+        };
+      }),
+    };
+  });
+
+  router.get('/routing/explain', async (ctx) => {
+    const q = ctx.query as Record<string, string | undefined>;
+    const amount = Number(q.amount);
+    if (!q.pay_method) throw new ApiError('invalid_request', 'pay_method: required', 'pay_method');
+    if (!Number.isSafeInteger(amount) || amount <= 0) throw new ApiError('invalid_request', 'amount: a positive integer of minor units', 'amount');
+    const merchant = q.merchant ? await s.store.merchants.get(s.store.reads, q.merchant) : undefined;
+    const bindings = merchant ? await s.store.merchants.listBindings(s.store.reads, merchant.id) : [];
+    ctx.body = explainRoute(ctx.state.snapshot.routing, {
+      payMethod: q.pay_method, amount, currency: q.currency ?? 'CNY', merchantId: q.merchant ?? '', appId: q.app ?? '', merchantTags: merchant?.tags ?? [],
+      boundAccounts: new Set(bindings.map((b) => b.account)), clientIp: q.client_ip, metadata: {}, now: Date.now(),
+    });
   });
 
   router.get('/ledger/verify', async (ctx) => {

@@ -23,6 +23,9 @@ export function opsRouter(s: HttpServices): Router<CorbelState> {
   });
   router.get('/metrics', async (ctx) => {
     s.metrics.webhookBacklog.set(await s.store.webhooks.backlog(s.store.reads));
+    for (const a of ctx.state.snapshot.routing.accounts) {
+      s.metrics.breakerState.set({ account: a.name }, a.state.breaker.state === 'closed' ? 0 : a.state.breaker.state === 'half_open' ? 1 : 2);
+    }
     ctx.type = s.metrics.registry.contentType;
     ctx.body = await s.metrics.registry.metrics();
   });
