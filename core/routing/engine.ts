@@ -69,6 +69,8 @@ interface SegmentTable {
 }
 
 interface RuleSet {
+  /** Every rule in the set, for validation. */
+  members: number[];
   segments: SegmentTable | null;
   /** Rules with extra conditions, in table order. */
   complex: CompiledRule[];
@@ -368,6 +370,21 @@ export class CompiledRouting {
     return dayNumber(now, this.offsetMinutes);
   }
 
+  /** True when, in every bucket the rule belongs to, earlier amount-only rules cover its whole amount range. */
+  coveredByEarlierSimpleRules(ruleIndex: number): boolean {
+    const rule = this.rules[ruleIndex]!;
+    let inAny = false;
+    for (const bucket of this.buckets.values()) {
+      const sets = [bucket.generic, ...bucket.byMerchant.values()].filter((s) => s.members.includes(ruleIndex));
+      for (const set of sets) {
+        inAny = true;
+        const covered = (s: RuleSet | undefined) => !!s?.segments && sameOwnerThroughout(s.segments, rule.amountMin, rule.amountMax, ruleIndex);
+        if (!covered(set) && !(set !== bucket.generic && covered(bucket.generic))) return false;
+      }
+    }
+    return inAny;
+  }
+
   /** Which simple rules own at least one amount segment somewhere, and which appear in any bucket. */
   segmentOwnership(): { owning: Set<number>; buckets: Set<number> } {
     const owning = new Set<number>();
@@ -383,17 +400,16 @@ export class CompiledRouting {
 
 /** Marks rules that own a segment; a merchant rule's segment counts only where no earlier generic rule owns it. */
 function collect(set: RuleSet, owning: Set<number>, seen: Set<number>, generic: RuleSet | null): void {
+  for (const m of set.members) seen.add(m);
   if (!set.segments) return;
   const { starts, rule } = set.segments;
   for (let k = 0; k < starts.length; k++) {
     const r = rule[k]!;
     if (r < 0) continue;
-    seen.add(r);
     if (generic?.segments) {
-      const g = ownerAt(generic.segments, starts[k]!);
       const gEnd = k + 1 < starts.length ? starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
-      // The merchant rule loses this segment only if one earlier generic rule owns all of it.
-      if (g >= 0 && g < r && ownerAt(generic.segments, gEnd) === g && sameOwnerThroughout(generic.segments, starts[k]!, gEnd, g)) continue;
+      // The merchant rule loses this segment when earlier generic rules own all of it.
+      if (sameOwnerThroughout(generic.segments, starts[k]!, gEnd, r)) continue;
     }
     owning.add(r);
   }
@@ -418,7 +434,7 @@ function sameOwnerThroughout(s: SegmentTable, from: number, to: number, owner: n
     const start = s.starts[k]!;
     const end = k + 1 < s.starts.length ? s.starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
     if (end < from || start > to) continue;
-    if (s.rule[k] !== owner && !(s.rule[k]! >= 0 && s.rule[k]! < owner)) return false;
+    if (!(s.rule[k]! >= 0 && s.rule[k]! < owner)) return false;
   }
   return true;
 }
@@ -471,7 +487,8 @@ function firstInSet(set: RuleSet, input: RoutingInput, region: string | null, lo
 function buildRuleSet(rules: CompiledRule[]): RuleSet {
   const simple = rules.filter((r) => r.extra === null);
   const complex = rules.filter((r) => r.extra !== null);
-  if (simple.length === 0) return { segments: null, complex };
+  const members = rules.map((r) => r.index);
+  if (simple.length === 0) return { members, segments: null, complex };
   const bounds = new Set<number>([0]);
   for (const r of simple) {
     bounds.add(r.amountMin);
@@ -509,7 +526,7 @@ function buildRuleSet(rules: CompiledRule[]): RuleSet {
       next[s] = s + 1;
     }
   }
-  return { segments: { starts, rule: owner }, complex };
+  return { members, segments: { starts, rule: owner }, complex };
 }
 
 export type { RoutingState };
@@ -532,6 +549,10 @@ export function shadowedRules(routing: CompiledRouting, config: RoutingConfig): 
     }
     if (rule.extra === null) {
       if (owners.buckets.has(rule.index) && !owners.owning.has(rule.index)) shadowed.push(rule.index);
+      continue;
+    }
+    if (routing.coveredByEarlierSimpleRules(rule.index)) {
+      shadowed.push(rule.index);
       continue;
     }
     for (let i = 0; i < rule.index; i++) {

@@ -150,13 +150,14 @@ export class RoutingState {
     this.windowMs = windowMs;
   }
 
-  account(name: string, settings: BreakerSettings = DEFAULT_BREAKER): AccountRoutingState {
+  /** The account's state, created on first use; `settings` (from the config) replace the breaker's when given. */
+  account(name: string, settings?: BreakerSettings): AccountRoutingState {
     let s = this.accounts.get(name);
     if (!s) {
       const slotMs = Math.max(100, Math.floor(this.windowMs / 20));
-      s = { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), settings), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
+      s = { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), settings ?? DEFAULT_BREAKER), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
       this.accounts.set(name, s);
-    } else {
+    } else if (settings) {
       s.breaker.settings = settings;
     }
     return s;

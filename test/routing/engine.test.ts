@@ -1,0 +1,206 @@
+import test from 'ava';
+import { compile, input, order, syntheticTable } from './table.js';
+import { patternMatches } from '../../core/routing/engine.js';
+import { explainRoute } from '../../core/routing/explain.js';
+
+const wechat = ['wechat.native', 'wechat.jsapi'];
+const both = [...wechat, 'alipay.qr'];
+
+test('priority: targets in order, unusable ones skipped; no rule → every serving account', (t) => {
+  const { routing, problems } = compile({ rules: [{ name: 'w', match: { pay_method: 'wechat.*' }, targets: ['b', 'a'] }] }, [
+    { name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }, { name: 'c', payMethods: ['alipay.qr'] },
+  ]);
+  t.deepEqual(problems, []);
+  t.deepEqual(order(routing, input()), ['b', 'a']);
+  t.is(routing.decide(input()).ruleName, 'w');
+  t.deepEqual(order(routing, input({ payMethod: 'alipay.qr' })), ['c']);
+  t.is(routing.decide(input({ payMethod: 'alipay.qr' })).ruleName, null);
+});
+
+test('matching: wildcards, amount ranges, currency, merchant, app, tags, groups, regions, hours, dates, metadata', (t) => {
+  const { routing, problems } = compile({
+    groups: { vip: ['mch_vip'] },
+    regions: { shanghai: ['101.80.0.0/13'] },
+    rules: [
+      { name: 'meta', match: { metadata: { campaign: 'double11', vip: '*' } }, targets: ['m'] },
+      { name: 'region', match: { payer_region: 'shanghai' }, targets: ['r'] },
+      { name: 'group', match: { merchant_group: 'vip' }, targets: ['g'] },
+      { name: 'tag', match: { merchant_tag: ['food'] }, targets: ['t'] },
+      { name: 'app', match: { app: 'app_special' }, targets: ['p'] },
+      { name: 'night', match: { hours: { from: 22, to: 6 } }, targets: ['n'] },
+      { name: 'sale', match: { dates: { from: '2026-11-11', to: '2026-11-11' } }, targets: ['s'] },
+      { name: 'big', match: { pay_method: 'wechat.*', amount_min: 100_000 }, targets: ['big'] },
+      { name: 'merchant', match: { merchant: 'mch_2', currency: 'CNY' }, targets: ['mer'] },
+      { name: 'rest', match: {}, targets: ['rest'] },
+    ],
+  }, ['m', 'r', 'g', 't', 'p', 'n', 's', 'big', 'mer', 'rest'].map((name) => ({ name, payMethods: both })));
+  t.deepEqual(problems, []);
+  const rule = (over: Parameters<typeof input>[0]) => routing.decide(input(over)).ruleName;
+  t.is(rule({ metadata: { campaign: 'double11', vip: 'yes' } }), 'meta');
+  t.is(rule({ metadata: { campaign: 'double11' } }), 'rest');
+  t.is(rule({ clientIp: '101.81.2.3' }), 'region');
+  t.is(rule({ clientIp: '8.8.8.8' }), 'rest');
+  t.is(rule({ merchantId: 'mch_vip' }), 'group');
+  t.is(rule({ merchantTags: ['retail', 'food'] }), 'tag');
+  t.is(rule({ appId: 'app_special' }), 'app');
+  t.is(rule({ now: Date.UTC(2026, 10, 28, 15, 0) }), 'night', '23:00 in China');
+  t.is(rule({ now: Date.UTC(2026, 10, 28, 21, 59) }), 'night', '05:59 in China');
+  t.is(rule({ now: Date.UTC(2026, 10, 28, 22, 0) }), 'rest', '06:00 in China');
+  t.is(rule({ now: Date.UTC(2026, 10, 11, 4, 0) }), 'sale', 'noon on 11 Nov in China');
+  t.is(rule({ amount: 100_000 }), 'big');
+  t.is(rule({ amount: 100_000, payMethod: 'alipay.qr' }), 'rest');
+  t.is(rule({ merchantId: 'mch_2' }), 'merchant');
+  t.true(patternMatches('wechat.*', 'wechat.h5'));
+  t.false(patternMatches(['alipay.*', 'bank.b2c'], 'wechat.h5'));
+});
+
+test('weighted: volume splits by weight, the others follow as fallbacks', (t) => {
+  const { routing } = compile({ rules: [{ name: 'w', match: {}, strategy: 'weighted', targets: [{ account: 'a', weight: 3 }, { account: 'b', weight: 1 }] }] }, [
+    { name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat },
+  ]);
+  let a = 0;
+  const n = 20_000;
+  for (let i = 0; i < n; i++) {
+    const o = order(routing, input());
+    t.is(o.length, 2);
+    if (o[0] === 'a') a++;
+  }
+  t.true(Math.abs(a / n - 0.75) < 0.02, `share of a: ${a / n}`);
+});
+
+test('lowest_cost: fixed plus percentage per account and pay method, ordered by cost for this amount', (t) => {
+  const { routing } = compile({ rules: [{ name: 'c', match: {}, strategy: 'lowest_cost', targets: ['flat', 'pct'] }] }, [
+    { name: 'flat', payMethods: wechat, fees: { default: { fixed: 100, rate_bps: 0 } } },
+    { name: 'pct', payMethods: wechat, fees: { default: { fixed: 0, rate_bps: 60 }, 'wechat.jsapi': { fixed: 0, rate_bps: 200 } } },
+  ]);
+  t.deepEqual(order(routing, input({ amount: 10_000 })), ['pct', 'flat'], '60 < 100');
+  t.deepEqual(order(routing, input({ amount: 100_000 })), ['flat', 'pct'], '600 > 100');
+  t.deepEqual(order(routing, input({ amount: 1_000, payMethod: 'wechat.jsapi' })), ['pct', 'flat'], '20 < 100');
+  t.deepEqual(order(routing, input({ amount: 10_000, payMethod: 'wechat.jsapi' })), ['flat', 'pct'], '200 > 100 on jsapi');
+});
+
+test('success_rate: the best recent rate first, with a small exploration share', (t) => {
+  const { routing, state } = compile({ window_s: 60, rules: [{ name: 's', match: {}, strategy: 'success_rate', exploration: 0.1, targets: ['a', 'b'] }] }, [
+    { name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat },
+  ]);
+  const now = input().now;
+  for (let i = 0; i < 10; i++) {
+    state.recordCall('a', i < 7, now);
+    state.recordCall('b', i < 9, now);
+  }
+  let bFirst = 0;
+  for (let i = 0; i < 10_000; i++) if (order(routing, input({ now }))[0] === 'b') bFirst++;
+  t.true(bFirst / 10_000 > 0.86 && bFirst / 10_000 < 0.94, `b first ${bFirst / 100}%`);
+  // A recovered channel: a's window rolls over and its new calls succeed.
+  const later = now + 120_000;
+  for (let i = 0; i < 10; i++) {
+    state.recordCall('a', true, later);
+    state.recordCall('b', i < 5, later);
+  }
+  t.is(order(routing, input({ now: later }))[0] === 'a' ? 1 : 0, 1, 'a is preferred again once it recovers') ;
+});
+
+test('pins, service-provider bindings and daily limits filter the candidates', (t) => {
+  const { routing, state } = compile({ pins: { mch_pinned: ['b'] }, rules: [{ name: 'p', match: {}, targets: ['a', 'b', 'sp'] }] }, [
+    { name: 'a', payMethods: wechat, limits: { daily_count: 2, daily_amount: 5_000 } }, { name: 'b', payMethods: wechat }, { name: 'sp', payMethods: wechat, requiresBinding: true },
+  ]);
+  t.deepEqual(order(routing, input()), ['a', 'b']);
+  t.deepEqual(order(routing, input({ boundAccounts: new Set(['sp']) })), ['a', 'b', 'sp']);
+  t.deepEqual(order(routing, input({ merchantId: 'mch_pinned' })), ['b']);
+  const day = routing.day(input().now);
+  state.recordUsage('a', 4_500, day);
+  t.deepEqual(order(routing, input({ amount: 600 })), ['b'], 'over the daily amount');
+  t.deepEqual(order(routing, input({ amount: 500 })), ['a', 'b']);
+  state.recordUsage('a', 100, day);
+  t.deepEqual(order(routing, input({ amount: 1 })), ['b'], 'daily count reached');
+  t.deepEqual(order(routing, input({ amount: 1, now: input().now + 86_400_000 })), ['a', 'b'], 'a new day resets the counters');
+});
+
+test('circuit breaker: opens on the error rate, skips the account, half-open probes close it', (t) => {
+  const { routing, state } = compile({ rules: [{ name: 'p', match: {}, targets: ['a', 'b'] }] }, [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }]);
+  const now = input().now;
+  for (let i = 0; i < 4; i++) state.recordCall('a', false, now);
+  const breaker = state.account('a').breaker;
+  t.is(breaker.state, 'open');
+  t.regex(breaker.reason, /4 of 4 calls failed/);
+  t.deepEqual(order(routing, input({ now })), ['b']);
+  t.deepEqual(order(routing, input({ now: now + 1_001 })), ['a', 'b'], 'half-open after open_s lets a probe through');
+  t.is(breaker.state, 'half_open');
+  breaker.onSend();
+  breaker.onSend();
+  t.deepEqual(order(routing, input({ now: now + 1_002 })), ['b'], 'no more than half_open_probes at once');
+  state.recordCall('a', true, now + 1_003);
+  state.recordCall('a', true, now + 1_004);
+  t.is(breaker.state, 'closed');
+  for (let i = 0; i < 3; i++) state.recordCall('a', false, now + 1_005);
+  t.is(breaker.state, 'closed', 'the window was reset when it closed');
+  state.recordCall('a', false, now + 1_005);
+  t.is(breaker.state, 'open');
+  t.deepEqual(order(routing, input({ now: now + 2_100 })), ['a', 'b']);
+  state.recordCall('a', false, now + 2_101);
+  t.is(breaker.state, 'open', 'a failed probe reopens');
+});
+
+test('validation names rule and field: shadowed rules, unknown or non-serving targets, zero weights', (t) => {
+  const { problems } = compile({
+    rules: [
+      { name: 'all_wechat', match: { pay_method: 'wechat.*' }, targets: ['a'] },
+      { name: 'shadowed_native', match: { pay_method: 'wechat.native', amount_min: 10 }, targets: ['a'] },
+      { name: 'low', match: { pay_method: 'alipay.qr', amount_max: 999 }, targets: ['b'] },
+      { name: 'high', match: { pay_method: 'alipay.qr', amount_min: 1000 }, targets: ['b'] },
+      { name: 'union_shadowed', match: { pay_method: 'alipay.qr', amount_min: 500, amount_max: 1500 }, targets: ['b'] },
+      { name: 'vip_or_gold', match: { pay_method: 'alipay.page', merchant_tag: ['vip', 'gold'], amount_max: 99 }, targets: ['b'] },
+      { name: 'vip_small', match: { pay_method: 'alipay.page', merchant_tag: 'vip', amount_max: 50 }, targets: ['b'] },
+      { name: 'tagged', match: { pay_method: 'alipay.qr', merchant_tag: 'vip' }, targets: ['b'] },
+      { name: 'ghost', match: { pay_method: 'bank.b2c' }, targets: ['nope'] },
+      { name: 'wrong', match: { pay_method: 'alipay.*' }, targets: ['a'] },
+      { name: 'zero', match: { pay_method: 'wechat.jsapi', merchant: 'm9' }, strategy: 'weighted', targets: [{ account: 'a', weight: 0 }] },
+      { name: 'empty', match: { amount_min: 10, amount_max: 5 }, targets: ['a'] },
+      { name: 'all_wechat', match: { merchant: 'mx' }, targets: ['a'] },
+    ],
+  }, [{ name: 'a', payMethods: ['wechat.native', 'wechat.jsapi'] }, { name: 'b', payMethods: ['alipay.qr', 'alipay.page'] }]);
+  const has = (s: string) => t.true(problems.some((p) => p.includes(s)), `${s}\n${problems.join('\n')}`);
+  has('routing.rules.1 (shadowed_native).match: can never match, earlier rules shadow it');
+  has('routing.rules.4 (union_shadowed).match: can never match');
+  has('routing.rules.6 (vip_small).match: can never match');
+  has('routing.rules.7 (tagged).match: can never match');
+  has('routing.rules.8 (ghost).targets.0: no channel account named nope');
+  has('routing.rules.9 (wrong).targets.0: channel account a does not serve alipay.*');
+  has('routing.rules.10 (zero).targets: weights sum to 0');
+  has('routing.rules.10 (zero).match: can never match', );
+  has('routing.rules.11 (empty).match.amount_min: greater than amount_max');
+  has('routing.rules.12 (all_wechat).name: duplicate rule name');
+  t.false(problems.some((p) => p.includes('(low)') || p.includes('(high)') || p.includes('(vip_or_gold)')), problems.join('\n'));
+});
+
+test('explain: the rule, the order and why each target is or is not usable', (t) => {
+  const { routing, state } = compile({ rules: [{ name: 'cheap', match: { pay_method: 'wechat.*' }, strategy: 'lowest_cost', targets: ['a', 'b', 'sp'] }] }, [
+    { name: 'a', payMethods: wechat, fees: { default: { fixed: 0, rate_bps: 60 } } }, { name: 'b', payMethods: wechat, fees: { default: { fixed: 1, rate_bps: 20 } } },
+    { name: 'sp', payMethods: wechat, requiresBinding: true },
+  ]);
+  for (let i = 0; i < 4; i++) state.recordCall('b', false, input().now);
+  const e = explainRoute(routing, input({ amount: 1200 }));
+  t.deepEqual(e.rule, { index: 0, name: 'cheap', strategy: 'lowest_cost' });
+  t.deepEqual(e.order, ['a']);
+  t.like(e.targets[0], { account: 'a', usable: true, cost: 7.2 });
+  t.like(e.targets[1], { account: 'b', usable: false, reason: 'circuit breaker open' });
+  t.like(e.targets[2], { account: 'sp', usable: false, reason: 'service-provider account: the merchant is not bound to it' });
+  t.regex(e.summary, /rule 0 "cheap" matched/);
+});
+
+test('the compiled decision equals a naive first-match scan on large random tables', (t) => {
+  const { routing: table, accounts } = syntheticTable(2_000);
+  const { routing, config, problems } = compile(table, accounts);
+  t.deepEqual(problems, []);
+  const naive = (i: ReturnType<typeof input>) => config.rules.findIndex((r) => {
+    const m = r.match;
+    const list = (v: string | string[] | undefined) => (v === undefined ? undefined : [v].flat());
+    return patternMatches(m.pay_method, i.payMethod) && (m.amount_min ?? 0) <= i.amount && i.amount <= (m.amount_max ?? Infinity)
+      && (list(m.merchant)?.includes(i.merchantId) ?? true);
+  });
+  const methods = ['wechat.native', 'wechat.jsapi', 'wechat.h5', 'alipay.qr', 'alipay.page', 'unionpay.qr', 'bank.b2c'];
+  for (let k = 0; k < 5_000; k++) {
+    const i = input({ payMethod: methods[k % methods.length]!, amount: (k * 7919) % 90_000, merchantId: `mch_${k % 5}` });
+    t.is(routing.matchRule(i), naive(i));
+  }
+});

@@ -1,0 +1,62 @@
+import { routingSchema, type RoutingConfig } from '../../core/config/schema.js';
+import { CompiledRouting, type RoutableAccount, type RoutingInput } from '../../core/routing/engine.js';
+import { RoutingState } from '../../core/routing/state.js';
+import { validateRouting } from '../../core/routing/validate.js';
+
+/** Helpers to build routing tables in tests and benchmarks without a gateway. */
+export interface AccountSpec {
+  name: string;
+  payMethods: string[];
+  fees?: Record<string, { fixed: number; rate_bps: number }>;
+  limits?: { daily_amount?: number; daily_count?: number };
+  requiresBinding?: boolean;
+  available?: boolean;
+}
+
+export function compile(routing: unknown, specs: AccountSpec[], state = new RoutingState()): { routing: CompiledRouting; state: RoutingState; config: RoutingConfig; problems: string[] } {
+  const config = routingSchema.parse(routing);
+  state.configure(config.window_s * 1000);
+  const accounts: RoutableAccount[] = specs.map((s) => ({
+    name: s.name, payMethods: new Set(s.payMethods), available: s.available ?? true, requiresBinding: s.requiresBinding ?? false,
+    fees: s.fees ?? {}, limits: s.limits ?? {},
+    state: state.account(s.name, { errorRate: 0.5, minRequests: 4, openMs: 1000, halfOpenProbes: 2 }),
+  }));
+  const compiled = new CompiledRouting(config, accounts, ['CNY']);
+  const problems = validateRouting(config, compiled, new Map(specs.map((s) => [s.name, (s.available ?? true) ? new Set(s.payMethods) : null])));
+  return { routing: compiled, state, config, problems };
+}
+
+export function input(over: Partial<RoutingInput> = {}): RoutingInput {
+  return { payMethod: 'wechat.native', currency: 'CNY', amount: 1000, merchantId: 'mch_1', appId: 'app_1', merchantTags: [], boundAccounts: new Set(), metadata: {}, now: Date.UTC(2026, 10, 28, 4, 0, 0), ...over };
+}
+
+export function order(routing: CompiledRouting, i: RoutingInput): string[] {
+  const d = routing.decide(i);
+  return Array.from(d.candidates.subarray(0, d.count), (k) => routing.accounts[k]!.name);
+}
+
+/** A synthetic table of n rules spread over pay methods, merchants and amount bands, ending in a catch-all. */
+export function syntheticTable(n: number): { routing: unknown; accounts: AccountSpec[] } {
+  const methods = ['wechat.native', 'wechat.jsapi', 'wechat.h5', 'alipay.qr', 'alipay.page', 'unionpay.qr', 'bank.b2c'];
+  const accounts: AccountSpec[] = [];
+  for (let a = 0; a < 12; a++) accounts.push({ name: `acc_${a}`, payMethods: methods, fees: { default: { fixed: a, rate_bps: 30 + a } } });
+  const rules: unknown[] = [];
+  const bands = Math.max(1, Math.floor((n - 1) / (methods.length * 4)));
+  for (let i = 0; rules.length < n - 1; i++) {
+    const method = methods[i % methods.length]!;
+    const band = Math.floor(i / methods.length) % bands;
+    // Merchant-specific rules come before the generic ones (the last group), or the generic ones would shadow them.
+    const groups = Math.ceil((n - 1) / (methods.length * bands));
+    const merchant = groups - 1 - Math.floor(i / (methods.length * bands));
+    const width = 1_000;
+    const strategies = ['priority', 'weighted', 'lowest_cost', 'success_rate'] as const;
+    rules.push({
+      name: `r${i}`,
+      match: { pay_method: method, amount_min: band * width, amount_max: band * width + width - 1, ...(merchant > 0 ? { merchant: `mch_${merchant}` } : {}) },
+      strategy: strategies[i % 4],
+      targets: [`acc_${i % 12}`, { account: `acc_${(i + 1) % 12}`, weight: 2 }, `acc_${(i + 2) % 12}`],
+    });
+  }
+  rules.push({ name: 'catch_all', match: {}, targets: ['acc_0', 'acc_1'] });
+  return { routing: { rules }, accounts };
+}
