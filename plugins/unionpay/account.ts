@@ -10,6 +10,7 @@ import {
   type HealthStatus,
   type InboundNotification,
   type NotificationAck,
+  type PaymentAction,
   type PaymentReference,
   type RefundReference,
   type RefundRequest,
@@ -19,16 +20,14 @@ import type { UnionPayConfig } from './config.js';
 import { acknowledge, parseNotification } from './notifications.js';
 import { parseStatementFile } from './statement.js';
 import {
-  chinaTime, fileFields, mapRespCode, paymentFromQuery, paymentTxnTime, payTimeout, qrConsumeFields, queryFields, refundFields,
-  refundFromQuery, refundTxnTime, settleDateOf, webConsumeFields, type Identity,
+  chinaTime, fileFields, frontPageRespCode, mapRespCode, payerFormOf, paymentFromQuery, payTimeout, qrConsumeFields, queryFields,
+  refundFields, refundFromQuery, settleDateOf, webConsumeFields, type Identity,
 } from './transformers.js';
 import { encodeForm, parseAcpResponse, signRequest, VerificationError, type AcpFields, type AcpVerifier, type SigningMaterial } from './transport.js';
 
 export const PAY_METHODS = ['unionpay.web', 'unionpay.qr'] as const;
 
 const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded;charset=UTF-8';
-/** Refund txnTimes sent by this process, for refund numbers that do not embed their creation time. */
-const REMEMBERED_REFUNDS_MAX = 10_000;
 
 export interface AccountKeys {
   signing: SigningMaterial;
@@ -39,7 +38,6 @@ export interface AccountKeys {
 
 export class UnionPayAccount implements ChannelAccount {
   private readonly id: Identity;
-  private readonly refundTimes = new Map<string, string>();
 
   constructor(
     private readonly config: UnionPayConfig,
@@ -77,7 +75,8 @@ export class UnionPayAccount implements ChannelAccount {
 
   async createPayment(req: CreatePaymentRequest): Promise<ChannelPaymentResult> {
     if (req.currency !== 'CNY') throw new ChannelError('invalid_request', `UnionPay takes CNY only, not ${req.currency}`, false);
-    const txnTime = paymentTxnTime(req.channelOrderNo, new Date());
+    // The query repeats orderId + txnTime: both come from the payment (PaymentReference.createdAt = req.createdAt).
+    const txnTime = chinaTime(req.createdAt);
     const input = {
       channelOrderNo: req.channelOrderNo, txnTime, amount: req.amount, backUrl: req.notifyUrl, frontUrl: req.returnUrl ?? req.notifyUrl,
       payTimeout: payTimeout(req.expiresAt, txnTime, this.config.pay_timeout_s),
@@ -101,7 +100,7 @@ export class UnionPayAccount implements ChannelAccount {
   }
 
   async queryPayment(ref: PaymentReference): Promise<ChannelPaymentResult> {
-    const txnTime = paymentTxnTime(ref.channelOrderNo, ref.createdAt);
+    const txnTime = chinaTime(ref.createdAt);
     const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelOrderNo, txnTime), 'query_payment');
     if (answer.respCode === '00') return paymentFromQuery(answer);
     throw this.failure(answer, 'query_payment');
@@ -125,9 +124,8 @@ export class UnionPayAccount implements ChannelAccount {
       origQryId = paid.channelTradeNo;
       if (paid.status !== 'succeeded' || !origQryId) throw new ChannelError('invalid_request', `order ${req.payment.channelOrderNo} is not paid at UnionPay`, false);
     }
-    const now = new Date();
-    const txnTime = refundTxnTime(req.channelRefundNo, now, now) ?? chinaTime(now);
-    this.rememberRefund(req.channelRefundNo, txnTime);
+    // The refund's own txnTime; queryRefund repeats it from RefundReference.createdAt (= req.createdAt).
+    const txnTime = chinaTime(req.createdAt);
     const answer = await this.call(this.config.back_trans_url, refundFields(this.id, {
       channelRefundNo: req.channelRefundNo, payMethod: req.payment.payMethod, txnTime, origQryId, amount: req.amount, backUrl: req.notifyUrl,
     }), 'refund');
@@ -141,18 +139,9 @@ export class UnionPayAccount implements ChannelAccount {
   }
 
   async queryRefund(ref: RefundReference): Promise<ChannelRefundResult> {
-    const txnTime = this.refundTimes.get(ref.channelRefundNo) ?? refundTxnTime(ref.channelRefundNo, ref.payment.createdAt, new Date());
-    if (!txnTime) {
-      throw new ChannelError('not_supported', `cannot query refund ${ref.channelRefundNo}: its txnTime is unknown (RefundReference carries no creation time)`, true);
-    }
-    const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelRefundNo, txnTime), 'query_refund');
+    const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelRefundNo, chinaTime(ref.createdAt)), 'query_refund');
     if (answer.respCode === '00') return refundFromQuery(answer, ref.channelRefundNo);
     throw this.failure(answer, 'query_refund');
-  }
-
-  private rememberRefund(channelRefundNo: string, txnTime: string): void {
-    if (this.refundTimes.size >= REMEMBERED_REFUNDS_MAX) this.refundTimes.delete(this.refundTimes.keys().next().value!);
-    this.refundTimes.set(channelRefundNo, txnTime);
   }
 
   // ---------------------------------------------------------------- notifications
@@ -182,14 +171,35 @@ export class UnionPayAccount implements ChannelAccount {
 
   // ---------------------------------------------------------------- sandbox, health
 
-  async simulatePayer(ref: PaymentReference, outcome: 'pay' | 'fail'): Promise<void> {
+  /**
+   * Sandbox only. A `unionpay.web` order exists at the gateway only once the payer's browser has posted the signed form
+   * (`action`, as createPayment returned it) to frontTransReq.do, so that is done first; a QR order exists from create.
+   * Then the simulator's control API pays or fails the order.
+   */
+  async simulatePayer(ref: PaymentReference, outcome: 'pay' | 'fail', action?: PaymentAction): Promise<void> {
     if (!this.ctx.sandbox) throw new ChannelError('not_supported', 'payer simulation exists only on sandbox accounts', false);
+    if (ref.payMethod === 'unionpay.web') await this.submitPayerForm(ref, action);
     const base = new URL(this.config.back_trans_url).origin;
     const res = await this.ctx.http.send({
       method: 'POST', url: `${base}/__sim/orders/${encodeURIComponent(ref.channelOrderNo)}/${outcome}`,
       headers: { 'content-type': 'application/json' }, body: '{}', operation: 'simulate_payer',
     });
     if (res.status < 200 || res.status >= 300) throw new ChannelError('invalid_request', `simulator refused to ${outcome} ${ref.channelOrderNo}: HTTP ${res.status} ${res.text.slice(0, 200)}`, true);
+  }
+
+  /** POSTs the signed consume form to frontTransReq.do as the payer's browser would. A repeat (12) means it was already posted. */
+  private async submitPayerForm(ref: PaymentReference, action: PaymentAction | undefined): Promise<void> {
+    const form = payerFormOf(action);
+    if (!form) throw new ChannelError('invalid_request', `payer simulation of ${ref.channelOrderNo} needs the signed form action createPayment returned`, false);
+    if (form.url !== this.config.front_trans_url || form.fields.orderId !== ref.channelOrderNo) {
+      throw new ChannelError('invalid_request', `the form action is not this account's consume form for ${ref.channelOrderNo}`, false);
+    }
+    const res = await this.ctx.http.send({
+      method: 'POST', url: form.url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(form.fields), operation: 'simulate_payer_form',
+    });
+    if (res.status !== 200) throw new ChannelError('channel_unavailable', `UnionPay answered HTTP ${res.status} to the payer form of ${ref.channelOrderNo}`, true, `HTTP_${res.status}`, true);
+    const respCode = frontPageRespCode(res.text);
+    if (respCode !== undefined && respCode !== '12') throw this.failure({ respCode, respMsg: 'payer form refused' }, 'simulate_payer_form');
   }
 
   async health(): Promise<HealthStatus> {
@@ -199,7 +209,5 @@ export class UnionPayAccount implements ChannelAccount {
     return { ok: true, detail: `merId ${this.config.mer_id}, certId ${this.keys.signing.certId}` };
   }
 
-  async dispose(): Promise<void> {
-    this.refundTimes.clear();
-  }
+  async dispose(): Promise<void> {}
 }

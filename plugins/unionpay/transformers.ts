@@ -2,7 +2,7 @@
  * Pure mapping between UnionPay ACP 5.1.0 messages and the contract: request field sets, China-time formats, the
  * respCode tables and the result mapping. No I/O.
  */
-import type { ChannelPaymentResult, ChannelRefundResult, StandardChannelCode } from '../../core/index.js';
+import type { ChannelPaymentResult, ChannelRefundResult, PaymentAction, StandardChannelCode } from '../../core/index.js';
 import type { AcpFields } from './transport.js';
 
 export const ACP_VERSION = '5.1.0';
@@ -10,7 +10,10 @@ const CHINA_OFFSET_MS = 8 * 3600 * 1000;
 
 // ---------------------------------------------------------------- time
 
-/** yyyyMMddHHmmss in China time (UTC+8, no DST). */
+/**
+ * yyyyMMddHHmmss in China time (UTC+8, no DST). A transaction's txnTime is chinaTime of its contract createdAt
+ * (CreatePaymentRequest/PaymentReference, RefundRequest/RefundReference), so a query repeats it exactly.
+ */
 export function chinaTime(date: Date): string {
   const d = new Date(date.getTime() + CHINA_OFFSET_MS);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -30,42 +33,6 @@ export function settleDateOf(date: string): { year: number; month: number; day: 
   const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(date);
   if (!m) throw new Error(`statement date must be YYYY-MM-DD, got ${JSON.stringify(date)}`);
   return { year: Number(m[1]), month: Number(m[2]), day: Number(m[3]), mmdd: `${m[2]}${m[3]}` };
-}
-
-/** Accepted window between a time embedded in a kernel id and the reference clock it is checked against. */
-const EMBEDDED_TIME_WINDOW_MS = 24 * 3600 * 1000;
-
-/**
- * The creation time the kernel embeds in its order and refund numbers (`P`/`R` + 9 base-36 characters of epoch ms +
- * 12 random + attempt), when the number has that shape and the time is within a day of `reference`.
- */
-export function embeddedTime(orderNo: string, reference: Date | undefined): Date | undefined {
-  const m = /^[PR]([0-9a-z]{9})[0-9a-z]{12}\d*$/.exec(orderNo);
-  if (!m) return undefined;
-  const ms = parseInt(m[1]!, 36);
-  if (!Number.isSafeInteger(ms)) return undefined;
-  if (reference && Math.abs(ms - reference.getTime()) > EMBEDDED_TIME_WINDOW_MS) return undefined;
-  return new Date(ms);
-}
-
-/**
- * The consume's txnTime, which the query must repeat exactly. The contract gives no createdAt at create time, so the
- * source is the creation time embedded in the kernel's channelOrderNo (identical at create and at query); when the
- * number does not carry one, `fallback` (the clock at create, PaymentReference.createdAt at query).
- */
-export function paymentTxnTime(channelOrderNo: string, fallback: Date): string {
-  return chinaTime(embeddedTime(channelOrderNo, fallback) ?? fallback);
-}
-
-/**
- * A refund's own txnTime, which its query must repeat. RefundRequest/RefundReference carry no creation time, so the
- * source is the time embedded in the kernel's channelRefundNo, accepted when it lies within [notBefore - 1 day,
- * notAfter + 1 day]; undefined when the number carries none.
- */
-export function refundTxnTime(channelRefundNo: string, notBefore: Date, notAfter: Date): string | undefined {
-  const t = embeddedTime(channelRefundNo, undefined);
-  if (!t || t.getTime() < notBefore.getTime() - EMBEDDED_TIME_WINDOW_MS || t.getTime() > notAfter.getTime() + EMBEDDED_TIME_WINDOW_MS) return undefined;
-  return chinaTime(t);
 }
 
 /** payTimeout: the earlier of expiresAt and txnTime + pay_timeout_s. */
@@ -237,4 +204,25 @@ export function refundFromQuery(fields: AcpFields, channelRefundNo: string): Cha
   if (outcome === 'succeeded') return { status: 'succeeded', channelRefundNo };
   if (outcome === 'pending') return { status: 'pending', channelRefundNo };
   return { status: 'failed', channelRefundNo, failure: { code: declineCode(fields.origRespCode), message: fields.origRespMsg || `origRespCode ${fields.origRespCode}`, channelCode: fields.origRespCode } };
+}
+
+// ---------------------------------------------------------------- sandbox payer
+
+/** The browser form a `unionpay.web` action carries: where to POST it and the signed fields to post. */
+export interface PayerForm {
+  url: string;
+  fields: AcpFields;
+}
+
+/** The form of an `app` action created for `unionpay.web` (`form_action`, `form_method` POST, signed fields); else undefined. */
+export function payerFormOf(action: PaymentAction | undefined): PayerForm | undefined {
+  if (action?.type !== 'app') return undefined;
+  const { form_action: url, form_method: method, ...fields } = action.params;
+  if (!url || (method !== undefined && method.toUpperCase() !== 'POST') || !fields.signature) return undefined;
+  return { url, fields };
+}
+
+/** The respCode of the gateway's HTML error page answering a front form (`respCode=…`); undefined for a payer page. */
+export function frontPageRespCode(html: string): string | undefined {
+  return /respCode=(?:<[^>]*>)?\s*([0-9A-Za-z]{2})\b/.exec(html)?.[1];
 }

@@ -7,8 +7,8 @@ import { zipSync } from 'fflate';
 import { ChannelError } from '../../core/index.js';
 import { AcpVerifier, encodeForm, loadSigningMaterial, parseAcpResponse, parseCertificate, parseFormBody, serialToDecimal, signDigestHex, signRequest, signString, UNIONPAY_CN_ORG } from '../../plugins/unionpay/transport.js';
 import {
-  chinaTime, declineCode, embeddedTime, mapRespCode, origOutcome, parseChinaTime, parseFen, paymentFromQuery, paymentTxnTime, payTimeout,
-  qrConsumeFields, refundFields, refundFromQuery, refundTxnTime, settleDateOf, webConsumeFields,
+  chinaTime, declineCode, frontPageRespCode, mapRespCode, origOutcome, parseChinaTime, parseFen, payerFormOf, paymentFromQuery, payTimeout,
+  qrConsumeFields, refundFields, refundFromQuery, settleDateOf, webConsumeFields,
 } from '../../plugins/unionpay/transformers.js';
 import { acknowledge, notificationFromFields, parseNotification } from '../../plugins/unionpay/notifications.js';
 import { parseSignedFen, parseStatementFile, parseZmLine, traceTimeToDate, ZM_FIELDS } from '../../plugins/unionpay/statement.js';
@@ -90,26 +90,12 @@ test('chinaTime is UTC+8 and round-trips', (t) => {
   t.is(parseChinaTime(undefined), undefined);
 });
 
-test('payment txnTime: embedded kernel time wins, the same at create and query; fallback otherwise', (t) => {
-  const created = new Date('2024-05-01T02:03:04.500Z');
-  const orderNo = `P${created.getTime().toString(36).padStart(9, '0')}abcdefghijkl1`;
-  t.is(embeddedTime(orderNo, created)!.getTime(), created.getTime());
-  // At create the clock is later (even across a second boundary); at query createdAt is given: same txnTime.
-  t.is(paymentTxnTime(orderNo, new Date(created.getTime() + 1700)), '20240501100304');
-  t.is(paymentTxnTime(orderNo, created), '20240501100304');
-  // A failover attempt's number carries the same time.
-  t.is(paymentTxnTime(orderNo.replace(/1$/, '2'), new Date(created.getTime() + 9000)), '20240501100304');
-  // Not the kernel's shape, or implausibly far from the reference: the fallback.
-  t.is(paymentTxnTime('ORDER123', created), '20240501100304');
-  t.is(paymentTxnTime(orderNo, new Date('2024-06-01T00:00:00Z')), '20240601080000');
-});
-
-test('refund txnTime comes from the kernel refund number within the plausible window', (t) => {
-  const at = new Date('2024-05-02T00:00:00Z');
-  const no = `R${at.getTime().toString(36).padStart(9, '0')}abcdefghijkl`;
-  t.is(refundTxnTime(no, new Date('2024-05-01T00:00:00Z'), new Date('2024-05-03T00:00:00Z')), '20240502080000');
-  t.is(refundTxnTime(no, new Date('2024-06-01T00:00:00Z'), new Date('2024-06-02T00:00:00Z')), undefined);
-  t.is(refundTxnTime('REFUND-1', at, at), undefined);
+test('txnTime is chinaTime of createdAt: the same Date gives the same txnTime at create and query', (t) => {
+  const createdAt = new Date('2024-05-01T02:03:04.999Z');
+  t.is(chinaTime(createdAt), '20240501100304');
+  t.is(chinaTime(new Date(createdAt.getTime())), chinaTime(createdAt));
+  // Milliseconds are dropped, so only the instant's second matters.
+  t.is(chinaTime(new Date('2024-05-01T02:03:04.000Z')), '20240501100304');
 });
 
 test('payTimeout is expiresAt, capped by pay_timeout_s', (t) => {
@@ -142,6 +128,26 @@ test('request field sets', (t) => {
   t.throws(() => webConsumeFields(id, { ...o, amount: 0 }));
   t.throws(() => webConsumeFields(id, { ...o, amount: 1.5 }));
   t.like(refundFields(id, { channelRefundNo: 'R1', payMethod: 'unionpay.web', txnTime: 'x', origQryId: 'Q', amount: 5, backUrl: 'b' }), { txnType: '04', txnSubType: '00', bizType: '000201', origQryId: 'Q', orderId: 'R1', txnAmt: '5' });
+});
+
+// ---------------------------------------------------------------- sandbox payer
+
+test('payerFormOf: the signed form of a unionpay.web action, without form_action/form_method', (t) => {
+  const params = { form_action: 'http://sim/gateway/api/frontTransReq.do', form_method: 'POST', orderId: 'P1', txnAmt: '1', signature: 'c2ln' };
+  t.deepEqual(payerFormOf({ type: 'app', params }), { url: params.form_action, fields: { orderId: 'P1', txnAmt: '1', signature: 'c2ln' } });
+  t.is(payerFormOf(undefined), undefined);
+  t.is(payerFormOf(null), undefined);
+  t.is(payerFormOf({ type: 'qr_code', qr_code: 'x' }), undefined);
+  t.is(payerFormOf({ type: 'app', params: { ...params, form_action: '' } }), undefined);
+  t.is(payerFormOf({ type: 'app', params: { ...params, form_method: 'GET' } }), undefined);
+  const { signature: _s, ...unsigned } = params;
+  t.is(payerFormOf({ type: 'app', params: unsigned }), undefined);
+});
+
+test('frontPageRespCode: the error page of the front gateway, not the payer page', (t) => {
+  t.is(frontPageRespCode('<h1>交易失败</h1><p>respCode=<span id="respCode">12</span></p><p>respMsg=<span id="respMsg">重复交易</span></p>'), '12');
+  t.is(frontPageRespCode('<!doctype html><html><body><p>respCode=03</p></body></html>'), '03');
+  t.is(frontPageRespCode('<form method="post" action="/__sim/checkout/1/pay"><button type="submit" id="pay">Pay</button></form>'), undefined);
 });
 
 // ---------------------------------------------------------------- code tables

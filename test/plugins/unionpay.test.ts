@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChannelError, type ChannelAccount, type ChannelAccountContext, type CreatePaymentRequest, type InboundNotification, type PaymentReference, type PluginLogger } from '../../core/index.js';
+import { ChannelError, type ChannelAccount, type ChannelAccountContext, type CreatePaymentRequest, type InboundNotification, type PaymentAction, type PaymentReference, type PluginLogger } from '../../core/index.js';
 import { KernelChannelHttp } from '../../core/kernel/channel-http.js';
 import { Metrics } from '../../core/ops/metrics.js';
 import plugin from '../../plugins/unionpay/index.js';
@@ -96,16 +96,24 @@ async function setFaults(faults: Record<string, unknown>): Promise<void> {
   if (res.status !== 200) throw new Error(await res.text());
 }
 
-const idBody = () => Date.now().toString(36).padStart(9, '0') + Array.from(randomBytes(12), (b) => (b % 36).toString(36)).join('');
-/** Numbers shaped like the kernel's: time-ordered id body (+ attempt for orders). */
-const orderNo = () => `P${idBody()}1`;
-const refundNo = () => `R${idBody()}`;
+/** Random numbers carrying no time: txnTime must come from createdAt alone. */
+const randomNo = (prefix: string) => prefix + Array.from(randomBytes(20), (b) => (b % 36).toString(36)).join('');
+const orderNo = () => randomNo('P');
+const refundNo = () => randomNo('R');
 
-function paymentRequest(payMethod: string, no: string, amount: number, path: string): CreatePaymentRequest {
+/** `createdAt` is the payment's one creation instant: pass the same Date to refOf for every later call. */
+function paymentRequest(payMethod: string, no: string, amount: number, path: string, createdAt: Date): CreatePaymentRequest {
   return {
-    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Test order',
+    createdAt, paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Test order',
     expiresAt: new Date(Date.now() + 15 * 60_000), notifyUrl: `${receiver.url}${path}`, returnUrl: `${receiver.url}/return`, payer: {},
   };
+}
+
+/** The form an `app` action carries, split as the payer's browser sees it. */
+function formOf(action: PaymentAction | undefined): { form_action: string; form_method: string; fields: Record<string, string> } {
+  if (action?.type !== 'app') throw new Error(`expected an app action, got ${action?.type}`);
+  const { form_action, form_method, ...fields } = action.params;
+  return { form_action: form_action!, form_method: form_method!, fields };
 }
 
 function refOf(no: string, amount: number, payMethod: string, createdAt: Date, channelTradeNo?: string): PaymentReference {
@@ -143,7 +151,7 @@ test.serial('manifest and health', async (t) => {
 test.serial('unionpay.qr: create → pay → notification → query → partial refund → refund notification → query → statement', async (t) => {
   const createdAt = new Date();
   const no = orderNo();
-  const created = await account.createPayment(paymentRequest('unionpay.qr', no, 1234, '/qr'));
+  const created = await account.createPayment(paymentRequest('unionpay.qr', no, 1234, '/qr', createdAt));
   t.is(created.status, 'pending');
   t.is(created.action?.type, 'qr_code');
   t.regex((created.action as { qr_code: string }).qr_code, /\/__sim\/checkout\//);
@@ -151,7 +159,7 @@ test.serial('unionpay.qr: create → pay → notification → query → partial 
   const ref = refOf(no, 1234, 'unionpay.qr', createdAt);
   t.like(await account.queryPayment(ref), { status: 'pending' });
 
-  await account.simulatePayer!(ref, 'pay');
+  await account.simulatePayer!(ref, 'pay', created.action);
   const note = await account.parseNotification(await receiver.waitFor('/qr'));
   t.is(note.kind, 'payment');
   if (note.kind !== 'payment') return;
@@ -168,16 +176,20 @@ test.serial('unionpay.qr: create → pay → notification → query → partial 
   await expectChannelError(t, account.closePayment(paidRef), 'order_paid', true);
 
   const rno = refundNo();
-  const refund = await account.refund({ createdAt: new Date(), refundId: `re_${rno}`, channelRefundNo: rno, payment: paidRef, amount: 234, notifyUrl: `${receiver.url}/qr-refund` });
+  const refundedAt = new Date();
+  const refund = await account.refund({ createdAt: refundedAt, refundId: `re_${rno}`, channelRefundNo: rno, payment: paidRef, amount: 234, notifyUrl: `${receiver.url}/qr-refund` });
   t.deepEqual(refund, { status: 'pending', channelRefundNo: rno });
   const refundNote = await account.parseNotification(await receiver.waitFor('/qr-refund', (f) => f.txnType === '04'));
   t.like(refundNote, { kind: 'refund', channelRefundNo: rno, amount: 234, result: { status: 'succeeded' } });
-  t.like(await account.queryRefund({ createdAt: new Date(), channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded', channelRefundNo: rno });
+  const refundRef = { createdAt: refundedAt, channelRefundNo: rno, payment: paidRef, amount: 234 };
+  t.like(await account.queryRefund(refundRef), { status: 'succeeded', channelRefundNo: rno });
 
-  // A second account (no in-memory refund times): the txnTime is recovered from the refund number alone.
+  // A second account (a restart: no state) finds both from the references' createdAt alone.
   const fresh = await plugin.createAccount(config, context());
-  t.like(await fresh.queryRefund({ createdAt: new Date(), channelRefundNo: rno, payment: paidRef, amount: 234 }), { status: 'succeeded' });
+  t.like(await fresh.queryRefund(refundRef), { status: 'succeeded' });
   t.like(await fresh.queryPayment(ref), { status: 'succeeded' });
+  // Another creation time is another txnTime: UnionPay does not know that transaction.
+  await expectChannelError(t, fresh.queryRefund({ ...refundRef, createdAt: new Date(refundedAt.getTime() - 3600_000) }), 'order_not_found', true);
 
   // Refund above what is left: a failed refund value, not an exception.
   const over = refundNo();
@@ -191,16 +203,16 @@ test.serial('unionpay.qr: create → pay → notification → query → partial 
   t.like(lines.find((l) => l.kind === 'refund' && l.channelRefundNo === rno), { amount: 234, channelOrderNo: no, channelTradeNo: note.result.channelTradeNo });
 });
 
-test.serial('unionpay.web: signed form action → payer submits → pay → notification → query → refund without channelTradeNo', async (t) => {
+test.serial('unionpay.web: signed form action → simulatePayer posts it, then pays → notification → query → refund without channelTradeNo', async (t) => {
   const createdAt = new Date();
   const no = orderNo();
-  const created = await account.createPayment(paymentRequest('unionpay.web', no, 500, '/web'));
+  const created = await account.createPayment(paymentRequest('unionpay.web', no, 500, '/web', createdAt));
   t.is(created.status, 'pending');
   t.is(created.action?.type, 'app');
-  const { form_action, form_method, ...fields } = (created.action as { params: Record<string, string> }).params;
+  const { form_action, form_method, fields } = formOf(created.action);
   t.is(form_action, config.front_trans_url);
   t.is(form_method, 'POST');
-  t.like(fields, { txnType: '01', txnSubType: '01', bizType: '000201', channelType: '07', orderId: no, txnAmt: '500', frontUrl: `${receiver.url}/return` });
+  t.like(fields, { txnType: '01', txnSubType: '01', bizType: '000201', channelType: '07', orderId: no, txnAmt: '500', frontUrl: `${receiver.url}/return`, txnTime: chinaTime(createdAt) });
   t.truthy(fields.signature);
 
   const ref = refOf(no, 500, 'unionpay.web', createdAt);
@@ -208,28 +220,55 @@ test.serial('unionpay.web: signed form action → payer submits → pay → noti
   await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
   await expectChannelError(t, account.closePayment(ref), 'order_not_found', true);
 
-  // The payer's browser posts the auto-submit form.
-  const page = await fetch(form_action!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
-  t.is(page.status, 200);
-  t.regex(await page.text(), /<form|<button/i);
-  // UnionPay still answers 34 for a front order the payer has not completed.
-  await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
-
-  await account.simulatePayer!(ref, 'pay');
+  // The payer's browser posts the form (simulatePayer does it from the action), then pays.
+  await account.simulatePayer!(ref, 'pay', created.action);
   const note = await account.parseNotification(await receiver.waitFor('/web'));
   t.like(note, { kind: 'payment', channelOrderNo: no, amount: 500, result: { status: 'succeeded' } });
   t.like(await account.queryPayment(ref), { status: 'succeeded', paidAmount: 500 });
 
   // The reference lacks channelTradeNo: the refund finds origQryId by querying.
   const rno = refundNo();
-  t.like(await account.refund({ createdAt: new Date(), refundId: `re_${rno}`, channelRefundNo: rno, payment: ref, amount: 500, notifyUrl: `${receiver.url}/web-refund` }), { status: 'pending' });
+  const refundedAt = new Date();
+  t.like(await account.refund({ createdAt: refundedAt, refundId: `re_${rno}`, channelRefundNo: rno, payment: ref, amount: 500, notifyUrl: `${receiver.url}/web-refund` }), { status: 'pending' });
   t.like(await account.parseNotification(await receiver.waitFor('/web-refund')), { kind: 'refund', channelRefundNo: rno, amount: 500 });
+  t.like(await account.queryRefund({ createdAt: refundedAt, channelRefundNo: rno, payment: ref, amount: 500 }), { status: 'succeeded', channelRefundNo: rno });
+});
+
+test.serial('unionpay.web: a form the browser already posted is accepted (12); the payer fails → query reports failed', async (t) => {
+  const createdAt = new Date();
+  const no = orderNo();
+  const created = await account.createPayment(paymentRequest('unionpay.web', no, 300, '/web-fail', createdAt));
+  const { form_action, fields } = formOf(created.action);
+  const page = await fetch(form_action, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  t.is(page.status, 200);
+  t.regex(await page.text(), /id="pay"/);
+  const ref = refOf(no, 300, 'unionpay.web', createdAt);
+  // UnionPay still answers 34 for a front order the payer has not completed.
+  await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
+
+  await account.simulatePayer!(ref, 'fail', created.action);
+  t.like(await account.queryPayment(ref), { status: 'failed', failure: { channelCode: '01' } });
+});
+
+test.serial('unionpay.web: simulatePayer needs this account\'s signed form for that order', async (t) => {
+  const createdAt = new Date();
+  const no = orderNo();
+  const created = await account.createPayment(paymentRequest('unionpay.web', no, 300, '/web-bad', createdAt));
+  const ref = refOf(no, 300, 'unionpay.web', createdAt);
+  const params = (created.action as { params: Record<string, string> }).params;
+  await expectChannelError(t, account.simulatePayer!(ref, 'pay'), 'invalid_request', false);
+  await expectChannelError(t, account.simulatePayer!(ref, 'pay', { type: 'redirect', url: config.front_trans_url }), 'invalid_request', false);
+  await expectChannelError(t, account.simulatePayer!(ref, 'pay', { type: 'app', params: { ...params, form_action: 'http://127.0.0.1:1/elsewhere' } }), 'invalid_request', false);
+  await expectChannelError(t, account.simulatePayer!(refOf(orderNo(), 300, 'unionpay.web', createdAt), 'pay', created.action), 'invalid_request', false);
+  // A tampered form is refused by the gateway (11, bad signature) and the order is never created.
+  await expectChannelError(t, account.simulatePayer!(ref, 'pay', { type: 'app', params: { ...params, txnAmt: '1' } }), 'signature_invalid', false);
+  await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
 });
 
 test.serial('payer fails a QR order: query reports failed; close resolves', async (t) => {
   const createdAt = new Date();
   const no = orderNo();
-  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/fail'));
+  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/fail', createdAt));
   const ref = refOf(no, 100, 'unionpay.qr', createdAt);
   await account.simulatePayer!(ref, 'fail');
   const result = await account.queryPayment(ref);
@@ -238,18 +277,29 @@ test.serial('payer fails a QR order: query reports failed; close resolves', asyn
   await account.closePayment(ref);
 });
 
+test.serial('txnTime is the payment\'s createdAt, not the clock at create or query', async (t) => {
+  const createdAt = new Date(Date.now() - 2 * 3600_000);
+  const no = orderNo();
+  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/past', createdAt));
+  const view = (await (await fetch(`${sim.url}/__sim/orders/${no}`)).json()) as { txnTime: string };
+  t.is(view.txnTime, chinaTime(createdAt));
+  t.like(await account.queryPayment(refOf(no, 100, 'unionpay.qr', createdAt)), { status: 'pending' });
+  await expectChannelError(t, account.queryPayment(refOf(no, 100, 'unionpay.qr', new Date())), 'order_not_found', true);
+});
+
 test.serial('unknown order: query and close → order_not_found; duplicate create → duplicate_order (may exist)', async (t) => {
   const ref = refOf(orderNo(), 100, 'unionpay.qr', new Date());
   await expectChannelError(t, account.queryPayment(ref), 'order_not_found', true);
   await expectChannelError(t, account.closePayment(ref), 'order_not_found', true);
   const no = orderNo();
-  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/dup'));
-  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', no, 100, '/dup')), 'duplicate_order', true);
+  const createdAt = new Date();
+  await account.createPayment(paymentRequest('unionpay.qr', no, 100, '/dup', createdAt));
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', no, 100, '/dup', createdAt)), 'duplicate_order', true);
 });
 
 test.serial('bad input is refused before any call: currency, pay method', async (t) => {
-  await expectChannelError(t, account.createPayment({ ...paymentRequest('unionpay.qr', orderNo(), 100, '/x'), currency: 'USD' }), 'invalid_request', false);
-  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.h5', orderNo(), 100, '/x')), 'not_supported', false);
+  await expectChannelError(t, account.createPayment({ ...paymentRequest('unionpay.qr', orderNo(), 100, '/x', new Date()), currency: 'USD' }), 'invalid_request', false);
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.h5', orderNo(), 100, '/x', new Date())), 'not_supported', false);
 });
 
 test.serial('statement for a date without transactions is empty', async (t) => {
@@ -260,8 +310,9 @@ test.serial('statement for a date without transactions is empty', async (t) => {
 
 test.serial('forged and tampered notifications are rejected (signature_invalid, mayExist=false)', async (t) => {
   const no = orderNo();
-  await account.createPayment(paymentRequest('unionpay.qr', no, 800, '/forge'));
-  await account.simulatePayer!(refOf(no, 800, 'unionpay.qr', new Date()), 'pay');
+  const createdAt = new Date();
+  const created = await account.createPayment(paymentRequest('unionpay.qr', no, 800, '/forge', createdAt));
+  await account.simulatePayer!(refOf(no, 800, 'unionpay.qr', createdAt), 'pay', created.action);
   const genuine = await receiver.waitFor('/forge');
   const fields = parseFormBody(genuine.rawBody);
   const tampered = { ...genuine, rawBody: Buffer.from(new URLSearchParams({ ...fields, txnAmt: '1' }).toString()) };
@@ -277,7 +328,7 @@ test.serial('forged and tampered notifications are rejected (signature_invalid, 
 test.serial('tamper_notify_amount: a correctly signed notification reports the amount the channel claims', async (t) => {
   await setFaults({ tamper_notify_amount: true });
   const no = orderNo();
-  await account.createPayment(paymentRequest('unionpay.qr', no, 1000, '/tamper'));
+  await account.createPayment(paymentRequest('unionpay.qr', no, 1000, '/tamper', new Date()));
   await fetch(`${sim.url}/__sim/orders/${no}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 1 }) });
   const note = await account.parseNotification(await receiver.waitFor('/tamper'));
   t.like(note, { kind: 'payment', channelOrderNo: no, amount: 1 });
@@ -287,7 +338,7 @@ test.serial('tamper_notify_amount: a correctly signed notification reports the a
 
 test.serial('http_5xx (respCode 03): timeout, mayExist=true', async (t) => {
   await setFaults({ http_5xx: 1 });
-  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'timeout', true);
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f', new Date())), 'timeout', true);
 });
 
 test.serial('timeout: the executor times out after sending, mayExist=true', async (t) => {
@@ -295,12 +346,12 @@ test.serial('timeout: the executor times out after sending, mayExist=true', asyn
   t.teardown(() => quickHttp.dispose());
   const quick = await plugin.createAccount(config, { ...context(), http: quickHttp });
   await setFaults({ timeout: true });
-  await expectChannelError(t, quick.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'timeout', true);
+  await expectChannelError(t, quick.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f', new Date())), 'timeout', true);
 });
 
 test.serial('connection_reset: mayExist=true', async (t) => {
   await setFaults({ connection_reset: 1 });
-  const err = await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'channel_unavailable', true);
+  const err = await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f', new Date())), 'channel_unavailable', true);
   t.truthy(err.channelCode);
 });
 
@@ -308,7 +359,7 @@ test.serial('response_lost: mayExist=true, and the order is found by query', asy
   await setFaults({ response_lost: 1 });
   const createdAt = new Date();
   const no = orderNo();
-  const err = await t.throwsAsync(account.createPayment(paymentRequest('unionpay.qr', no, 100, '/f')), { instanceOf: ChannelError });
+  const err = await t.throwsAsync(account.createPayment(paymentRequest('unionpay.qr', no, 100, '/f', createdAt)), { instanceOf: ChannelError });
   t.true((err as ChannelError).mayExist);
   await setFaults({});
   t.like(await account.queryPayment(refOf(no, 100, 'unionpay.qr', createdAt)), { status: 'pending' });
@@ -317,7 +368,7 @@ test.serial('response_lost: mayExist=true, and the order is found by query', asy
 test.serial('corrupt_signature: responses are never trusted (signature_invalid, mayExist=true); notifications rejected', async (t) => {
   await setFaults({ corrupt_signature: true });
   const no = orderNo();
-  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', no, 100, '/corrupt')), 'signature_invalid', true);
+  await expectChannelError(t, account.createPayment(paymentRequest('unionpay.qr', no, 100, '/corrupt', new Date())), 'signature_invalid', true);
   await fetch(`${sim.url}/__sim/orders/${no}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   await expectChannelError(t, account.parseNotification(await receiver.waitFor('/corrupt')), 'signature_invalid', false);
 });
@@ -326,5 +377,5 @@ test.serial('a non-sandbox account refuses to simulate the payer; an unreachable
   const live = await plugin.createAccount(config, context(false));
   await expectChannelError(t, live.simulatePayer!(refOf('P1', 1, 'unionpay.qr', new Date()), 'pay'), 'not_supported', false);
   const down = await plugin.createAccount({ ...config, back_trans_url: 'http://127.0.0.1:1/gateway/api/backTransReq.do' }, context());
-  await expectChannelError(t, down.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f')), 'channel_unavailable', false);
+  await expectChannelError(t, down.createPayment(paymentRequest('unionpay.qr', orderNo(), 100, '/f', new Date())), 'channel_unavailable', false);
 });
