@@ -126,6 +126,11 @@ export class Gateway {
     return gateway;
   }
 
+  /** Base URLs of the in-process sandbox simulators, by plugin name. */
+  simulatorUrls(): Record<string, string> {
+    return Object.fromEntries([...this.simulators].map(([name, sim]) => [name, sim.url]));
+  }
+
   private startBackgroundJobs(): void {
     const poll = async () => {
       const poller = this.runtime.current.config.poller;

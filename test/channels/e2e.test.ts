@@ -36,6 +36,10 @@ const cases: Array<{ payMethod: string; payer?: Record<string, string>; action: 
   { payMethod: 'alipay.qr', action: 'qr_code' },
   { payMethod: 'alipay.page', action: 'redirect' },
   { payMethod: 'unionpay.qr', action: 'qr_code' },
+  { payMethod: 'unionpay.web', action: 'app' },
+  { payMethod: 'alipay.wap', action: 'redirect' },
+  { payMethod: 'wechat.h5', payer: { client_ip: '203.0.113.9' }, action: 'redirect' },
+  { payMethod: 'wechat.app', action: 'app' },
   { payMethod: 'bank.b2c', action: 'redirect' },
 ];
 
