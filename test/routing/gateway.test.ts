@@ -1,0 +1,130 @@
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { startGateway, activeMerchant, MerchantClient, admin, fixtureConfig } from '../helpers/gateway.js';
+import { runLoad, signedPaymentRequest } from '../helpers/load.js';
+import { fixtureCalls } from '../fixtures/fixture-channel/index.js';
+
+const accounts = (primaryBehaviour: string) => `  primary:
+    plugin: fixture
+    sandbox: true
+    breaker: { error_rate: 0.5, min_requests: 4, open_s: 1, half_open_probes: 2 }
+    limits: { daily_count: 1000 }
+    config: { secret: primary-secret-1, behaviour: ${primaryBehaviour} }
+  backup:
+    plugin: fixture
+    sandbox: true
+    config: { secret: backup-secret-1 }
+  capped:
+    plugin: fixture
+    sandbox: true
+    limits: { daily_count: 2, daily_amount: 100000 }
+    config: { secret: capped-secret-1 }
+routing:
+  window_s: 10
+  rules:
+    - name: capped_first
+      match: { pay_method: alipay.qr }
+      targets: [capped, backup]
+    - name: primary_first
+      match: { pay_method: wechat.* }
+      targets: [primary, backup]
+`;
+
+test.serial('the breaker opens on refused calls, routing skips the account, and half-open probes close it again', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('refuse')));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const pay = (n: string) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'wechat.native' });
+    for (let i = 0; i < 4; i++) {
+      const r = await pay(`br-${i}`);
+      t.is(r.json.channel_account, 'backup', 'refused by primary (nothing created there), failed over');
+      t.deepEqual(r.json.routing.attempts.map((a: any) => a.outcome), ['not_created', 'created']);
+    }
+    const routing = await admin(env.gw, 'GET', '/admin/routing');
+    const primary = routing.json.accounts.find((a: any) => a.account === 'primary');
+    t.is(primary.breaker.state, 'open');
+    t.regex(primary.breaker.reason, /4 of 4 calls failed/);
+    const metrics = await (await fetch(env.gw.url + '/metrics')).text();
+    t.regex(metrics, /corbel_breaker_state\{account="primary"\} 2/);
+    const before = fixtureCalls.filter((c) => c.account === 'primary').length;
+    const skipped = await pay('br-open');
+    t.deepEqual(skipped.json.routing.attempts.map((a: any) => a.channel), ['backup'], 'an open breaker is skipped without a call');
+    t.is(fixtureCalls.filter((c) => c.account === 'primary').length, before);
+
+    // The channel recovers (a config reload keeps breaker state), the cool-down passes, probes succeed.
+    writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace('behaviour: refuse', 'behaviour: normal'));
+    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200);
+    t.is((await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').breaker.state, 'open', 'state survives the reload');
+    await new Promise((r) => setTimeout(r, 1_100));
+    const probe1 = await pay('br-probe-1');
+    t.is(probe1.json.channel_account, 'primary');
+    const probe2 = await pay('br-probe-2');
+    t.is(probe2.json.channel_account, 'primary');
+    t.is((await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').breaker.state, 'closed');
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('daily limits send payments past the cap to the next account, and count across a restart', async (t) => {
+  let env = await startGateway(fixtureConfig(accounts('normal')));
+  try {
+    const creds = await activeMerchant(env.gw);
+    let client = await MerchantClient.for(env.gw, creds);
+    const pay = (n: string, amount = 100) => client.request('POST', '/v1/payments', { out_trade_no: n, amount, pay_method: 'alipay.qr' });
+    t.is((await pay('lim-big', 100_001)).json.channel_account, 'backup', 'over the daily amount on its own');
+    t.is((await pay('lim-1')).json.channel_account, 'capped');
+    env = await env.restart();
+    client = await MerchantClient.for(env.gw, creds);
+    t.is((await pay('lim-2')).json.channel_account, 'capped', 'the count restarts from the store: 1 used');
+    const third = await pay('lim-3');
+    t.is(third.json.channel_account, 'backup', 'the cap of 2 is reached');
+    const explained = await admin(env.gw, 'GET', '/admin/routing/explain?pay_method=alipay.qr&amount=100');
+    t.like(explained.json.targets[0], { account: 'capped', usable: false, reason: 'daily count limit reached' });
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('a routing table with errors is rejected on reload, naming rule and field', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('normal')));
+  try {
+    const original = readFileSync(env.configPath, 'utf8');
+    writeFileSync(env.configPath, original.replace('targets: [primary, backup]', 'targets: [primary, nowhere]').replace('match: { pay_method: alipay.qr }', 'match: { pay_method: alipay.qr }\n      strategy: weighted'));
+    const res = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.is(res.status, 422);
+    t.true(res.json.error.details.problems.some((p: string) => p.includes('routing.rules.1 (primary_first).targets.1: no channel account named nowhere')), JSON.stringify(res.json));
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('hot reloads of the routing table under load fail no request', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('normal')));
+  try {
+    const creds = await activeMerchant(env.gw);
+    const original = readFileSync(env.configPath, 'utf8');
+    const variants = [original, original.replace('targets: [primary, backup]', 'targets: [backup, primary]\n      strategy: priority'), original.replace('targets: [primary, backup]', 'strategy: weighted\n      targets: [primary, { account: backup, weight: 3 }]')];
+    let reloads = 0;
+    let stop = false;
+    const reloader = (async () => {
+      while (!stop) {
+        writeFileSync(env.configPath, variants[reloads % variants.length]!);
+        const r = await admin(env.gw, 'POST', '/admin/config/reload');
+        if (r.status !== 200) throw new Error(`reload failed: ${JSON.stringify(r.json)}`);
+        reloads++;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })();
+    const result = await runLoad(env.gw.url, { durationS: 3, connections: 8, setupRequest: signedPaymentRequest(creds, 'wechat.native') });
+    stop = true;
+    await reloader;
+    t.true(reloads >= 10, `reloads: ${reloads}`);
+    t.true(result.ok > 100, `2xx: ${result.ok}`);
+    t.is(result.non2xx, 0);
+    t.is(result.errors, 0);
+    t.is(result.timeouts, 0);
+  } finally {
+    await env.close();
+  }
+});
