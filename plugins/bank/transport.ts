@@ -68,13 +68,13 @@ export function newNonce(): string {
 const NONCE = /^[A-Za-z0-9]{16,64}$/;
 const TIMESTAMP = /^\d{1,12}$/;
 
-/** One header value; a repeated header is treated as absent, since we could not tell which copy was signed. */
+/**
+ * One header value. Node and got both deliver header names in lower case, which makes HTTP's case-insensitivity a
+ * plain lookup. A repeated header arrives as an array and is treated as absent: we could not tell which copy was signed.
+ */
 export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === wanted) return typeof value === 'string' ? value : undefined;
-  }
-  return undefined;
+  const value = headers[name.toLowerCase()];
+  return typeof value === 'string' ? value : undefined;
 }
 
 export interface SignedHeadersInput {
