@@ -41,6 +41,7 @@ const cases: Array<{ payMethod: string; payer?: Record<string, string>; action: 
   { payMethod: 'wechat.h5', payer: { client_ip: '203.0.113.9' }, action: 'redirect' },
   { payMethod: 'wechat.app', action: 'app' },
   { payMethod: 'bank.b2c', action: 'redirect' },
+  { payMethod: 'bank.qr', action: 'qr_code' },
 ];
 
 for (const c of cases) {
@@ -71,6 +72,18 @@ for (const c of cases) {
     const refundHook = refundHooks.find((h) => h.json.data.object.id === refund.json.id)!;
     t.true(client.verify(refundHook.headers as never, refundHook.body));
     t.is((await client.request('GET', `/v1/payments/${created.json.id}`)).json.amount_refunded, 234);
+  });
+}
+
+for (const [payMethod, payer] of [['wechat.micropay', { auth_code: '134567890123456789', client_ip: '203.0.113.7' }], ['alipay.barcode', { auth_code: '286012345678901234' }]] as const) {
+  test(`${payMethod}: the payer's code pays at once; the webhook follows`, async (t) => {
+    const created = await client.request('POST', '/v1/payments', { out_trade_no: `e2e-${payMethod}-${Date.now()}`, amount: 888, pay_method: payMethod, payer });
+    t.is(created.status, 201, created.text);
+    t.is(created.json.status, 'succeeded', created.text);
+    t.is(created.json.action, null);
+    await hooks.waitFor((w) => w.some((h) => h.json.type === 'payment.succeeded' && h.json.data.object.id === created.json.id), 15_000);
+    const refund = await client.request('POST', `/v1/payments/${created.json.id}/refunds`, { out_refund_no: 'r1', amount: 888 });
+    t.is(refund.status, 201, refund.text);
   });
 }
 

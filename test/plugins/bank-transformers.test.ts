@@ -211,7 +211,7 @@ test('amounts: fen passes through, yuan converts exactly both ways', (t) => {
 
 const NOW = new Date('2025-03-14T01:26:53Z');
 const request = (over: Partial<CreatePaymentRequest> = {}): CreatePaymentRequest => ({
-  paymentId: 'pay_1', channelOrderNo: 'P0001abc1', amount: 12345, currency: 'CNY', payMethod: 'bank.b2c', subject: 'Test order',
+  createdAt: new Date(), paymentId: 'pay_1', channelOrderNo: 'P0001abc1', amount: 12345, currency: 'CNY', payMethod: 'bank.b2c', subject: 'Test order',
   expiresAt: new Date(NOW.getTime() + 900_000), notifyUrl: 'https://gw.example/notify/bank', payer: {}, ...over,
 });
 
@@ -250,10 +250,10 @@ test('createPaymentBody: rejects before sending, with mayExist=false', (t) => {
 
 test('createRefundBody carries the payment and refund numbers', (t) => {
   const payment = { channelOrderNo: 'P0001abc1', amount: 12345, currency: 'CNY', payMethod: 'bank.b2c', createdAt: NOW };
-  t.deepEqual(createRefundBody({ refundId: 're_1', channelRefundNo: 'R0001', payment, amount: 100, reason: 'damaged', notifyUrl: 'https://gw.example/notify/bank' }, 'fen'), {
+  t.deepEqual(createRefundBody({ createdAt: NOW, refundId: 're_1', channelRefundNo: 'R0001', payment, amount: 100, reason: 'damaged', notifyUrl: 'https://gw.example/notify/bank' }, 'fen'), {
     out_trade_no: 'P0001abc1', out_refund_no: 'R0001', amount: 100, reason: 'damaged', notify_url: 'https://gw.example/notify/bank',
   });
-  t.throws(() => createRefundBody({ refundId: 're_1', channelRefundNo: 'R0001', payment, amount: 0, notifyUrl: 'https://gw.example/n' }, 'fen'));
+  t.throws(() => createRefundBody({ createdAt: NOW, refundId: 're_1', channelRefundNo: 'R0001', payment, amount: 0, notifyUrl: 'https://gw.example/n' }, 'fen'));
 });
 
 // ---- Responses --------------------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ const refundNotice = (no: string) => () => received.find((n) => n.kind === 'refu
 async function create(amount: number, payMethod = 'bank.b2c', acc = account) {
   const no = orderNo();
   const result = await acc.createPayment({
-    paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Plugin test',
+    createdAt: new Date(), paymentId: `pay_${no}`, channelOrderNo: no, amount, currency: 'CNY', payMethod, subject: 'Plugin test',
     expiresAt: new Date(Date.now() + 900_000), notifyUrl, payer: {},
   });
   const ref: PaymentReference = { channelOrderNo: no, channelTradeNo: result.channelTradeNo, amount, currency: 'CNY', payMethod, createdAt: new Date() };
@@ -144,14 +144,14 @@ test.serial('b2c: create → pay → notification → query → refund → refun
   t.true(queried.paidAt instanceof Date);
 
   const refundNo = `R${no}`;
-  const refund = await account.refund({ refundId: `re_${no}`, channelRefundNo: refundNo, payment: ref, amount: 2_345, reason: 'partial', notifyUrl });
+  const refund = await account.refund({ createdAt: new Date(), refundId: `re_${no}`, channelRefundNo: refundNo, payment: ref, amount: 2_345, reason: 'partial', notifyUrl });
   t.is(refund.status, 'pending');
   t.regex(refund.channelRefundNo!, /^R\d{18}$/);
   const refunded = await waitFor(refundNotice(refundNo), 'refund.success');
   t.is(refunded.amount, 2_345);
   t.is(refunded.channelOrderNo, no);
   t.is(refunded.result.status, 'succeeded');
-  const refundQuery = await account.queryRefund({ channelRefundNo: refundNo, payment: ref, amount: 2_345 });
+  const refundQuery = await account.queryRefund({ createdAt: new Date(), channelRefundNo: refundNo, payment: ref, amount: 2_345 });
   t.is(refundQuery.status, 'succeeded');
   t.true(refundQuery.succeededAt instanceof Date);
 
@@ -196,20 +196,20 @@ test.serial('close: pending → closed, idempotent; unknown orders are order_not
 
 test.serial('refund errors: unpaid, too much, unknown refund; duplicate order number', async (t) => {
   const { no, ref } = await create(1_000);
-  const unpaid = await rejects(account.refund({ refundId: 're_x', channelRefundNo: `R${no}`, payment: ref, amount: 100, notifyUrl }));
+  const unpaid = await rejects(account.refund({ createdAt: new Date(), refundId: 're_x', channelRefundNo: `R${no}`, payment: ref, amount: 100, notifyUrl }));
   t.like(unpaid, { code: 'invalid_request', mayExist: false, channelCode: 'ORDER_NOT_PAID' });
 
   await account.simulatePayer!(ref, 'pay');
   await waitFor(paymentNotice(no), 'payment.success');
-  const tooMuch = await rejects(account.refund({ refundId: 're_y', channelRefundNo: `R${no}b`, payment: ref, amount: 1_001, notifyUrl }));
+  const tooMuch = await rejects(account.refund({ createdAt: new Date(), refundId: 're_y', channelRefundNo: `R${no}b`, payment: ref, amount: 1_001, notifyUrl }));
   t.like(tooMuch, { code: 'refund_exceeds_amount', mayExist: false, channelCode: 'REFUND_AMOUNT_EXCEEDED' });
 
-  const unknownRefund = await rejects(account.queryRefund({ channelRefundNo: 'Rnever000000', payment: ref, amount: 1 }));
+  const unknownRefund = await rejects(account.queryRefund({ createdAt: new Date(), channelRefundNo: 'Rnever000000', payment: ref, amount: 1 }));
   t.like(unknownRefund, { code: 'order_not_found', mayExist: false, channelCode: 'REFUND_NOT_FOUND' });
 
   // Same out_trade_no, other amount: the order with that number exists, so it may exist.
   const duplicate = await rejects(account.createPayment({
-    paymentId: 'pay_dup', channelOrderNo: no, amount: 999, currency: 'CNY', payMethod: 'bank.b2c', subject: 'Plugin test',
+    createdAt: new Date(), paymentId: 'pay_dup', channelOrderNo: no, amount: 999, currency: 'CNY', payMethod: 'bank.b2c', subject: 'Plugin test',
     expiresAt: new Date(Date.now() + 900_000), notifyUrl, payer: {},
   }));
   t.like(duplicate, { code: 'duplicate_order', mayExist: true, channelCode: 'DUPLICATE_ORDER' });
@@ -294,7 +294,7 @@ test.serial('fault notify out_of_order: a refund.success arriving before its pay
     await account.simulatePayer!(ref, 'pay');
     // The payment notification is held; the bank already says SUCCESS on query, so the refund is accepted.
     t.is((await account.queryPayment(ref)).status, 'succeeded');
-    await account.refund({ refundId: `re_${no}`, channelRefundNo: `R${no}`, payment: ref, amount: 200, notifyUrl });
+    await account.refund({ createdAt: new Date(), refundId: `re_${no}`, channelRefundNo: `R${no}`, payment: ref, amount: 200, notifyUrl });
     await waitFor(paymentNotice(no), 'payment.success');
     const order = received.findIndex((n) => n.kind === 'payment' && n.channelOrderNo === no);
     const refundAt = received.findIndex((n) => n.kind === 'refund' && n.channelRefundNo === `R${no}`);
@@ -310,7 +310,7 @@ test.serial('fault http_5xx: SYSTEM_ERROR, mayExist=true (and the simulator did 
   await faults({ http_5xx: 1 });
   const no = orderNo();
   const err = await rejects(account.createPayment({
-    paymentId: 'pay_5xx', channelOrderNo: no, amount: 100, currency: 'CNY', payMethod: 'bank.b2c', subject: 'x', expiresAt: new Date(Date.now() + 900_000), notifyUrl, payer: {},
+    createdAt: new Date(), paymentId: 'pay_5xx', channelOrderNo: no, amount: 100, currency: 'CNY', payMethod: 'bank.b2c', subject: 'x', expiresAt: new Date(Date.now() + 900_000), notifyUrl, payer: {},
   }));
   await faults(null);
   t.like(err, { code: 'channel_unavailable', mayExist: true, channelCode: 'SYSTEM_ERROR', retryable: true });
@@ -330,7 +330,7 @@ test.serial('fault response_lost: mayExist=true, and the order does exist', asyn
   const no = orderNo();
   const ref: PaymentReference = { channelOrderNo: no, amount: 100, currency: 'CNY', payMethod: 'bank.b2c', createdAt: new Date() };
   const err = await rejects(account.createPayment({
-    paymentId: 'pay_lost', channelOrderNo: no, amount: 100, currency: 'CNY', payMethod: 'bank.b2c', subject: 'x', expiresAt: new Date(Date.now() + 900_000), notifyUrl, payer: {},
+    createdAt: new Date(), paymentId: 'pay_lost', channelOrderNo: no, amount: 100, currency: 'CNY', payMethod: 'bank.b2c', subject: 'x', expiresAt: new Date(Date.now() + 900_000), notifyUrl, payer: {},
   }));
   await faults(null);
   t.true(err.mayExist);
