@@ -10,7 +10,7 @@ import { MerchantService, type MerchantAction } from '../core/merchants/service.
 import { verifyLedger } from '../core/ledger/verify.js';
 import { appToApi, merchantToApi } from '../core/payments/present.js';
 import { ApiError } from '../core/errors.js';
-import { Gateway } from '../core/kernel/gateway.js';
+import { Gateway, readSimulatorCredentials } from '../core/kernel/gateway.js';
 import { buildSnapshot } from '../core/kernel/snapshot.js';
 import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
@@ -83,7 +83,7 @@ config.command('check').description('validate the config file and load every plu
       return;
     }
     const logger = createLogger('silent');
-    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: await sandboxCredentials(src), routingState: new RoutingState() });
+    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
     const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
     await snapshot.dispose();
     print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems }, () =>
@@ -91,19 +91,6 @@ config.command('check').description('validate the config file and load every plu
     if (problems.length) process.exitCode = 1;
   });
 
-/** Credentials of simulators already set up in the data dir, so `config check` can validate sandbox accounts without starting them. */
-async function sandboxCredentials(src: LoadedConfig): Promise<Map<string, unknown>> {
-  const out = new Map<string, unknown>();
-  for (const account of Object.values(src.config.channels)) {
-    if (!account.simulator) continue;
-    try {
-      out.set(account.plugin, JSON.parse(readFileSync(join(src.dataDir, 'simulators', account.plugin, 'credentials.json'), 'utf8')));
-    } catch {
-      // not generated yet: the account is reported as such
-    }
-  }
-  return out;
-}
 
 const route = program.command('route').description('the routing table');
 route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
@@ -111,7 +98,7 @@ route.command('explain').description('which rule matches a payment, the accounts
   .option('--merchant <id>').option('--app <id>').option('--client-ip <ip>').option('--metadata <k=v,...>').option('--json')
   .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata?: string; json?: boolean }) => {
     const src = source();
-    const snapshot = await buildSnapshot(0, src, { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: 'http://localhost', simulators: await sandboxCredentials(src), routingState: new RoutingState() });
+    const snapshot = await buildSnapshot(0, src, { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
     try {
       const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing');
       if (routingProblems.length) throw new ConfigError(routingProblems.map((p) => p.reason));

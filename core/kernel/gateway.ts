@@ -79,9 +79,9 @@ export class Gateway {
     const publicUrl = (config.server.public_url ?? url).replace(/\/$/, '');
 
     const routingState = new RoutingState();
-    const runtime = await ConfigRuntime.start(source, env, {
-      logger, metrics, publicUrl, routingState, simulators: new Map([...simulators].map(([name, sim]) => [name, sim.credentials])),
-    });
+    // Without in-process simulators, sandbox accounts take the credentials of simulators started apart (`corbel simulate`).
+    const simulatorCredentials = config.simulators.enabled ? new Map([...simulators].map(([name, sim]) => [name, sim.credentials])) : readSimulatorCredentials(source);
+    const runtime = await ConfigRuntime.start(source, env, { logger, metrics, publicUrl, routingState, simulators: simulatorCredentials });
     const routingProblems = runtime.current.problems.filter((p) => p.kind === 'routing');
     if (routingProblems.length > 0) {
       await runtime.stop();
@@ -207,6 +207,17 @@ function resolveAdminToken(source: LoadedConfig, logger: Logger): string | undef
     logger.info({ path }, 'sandbox admin token generated');
   }
   return readFileSync(path, 'utf8').trim();
+}
+
+/** Credentials that simulators running in other processes wrote into the data dir. */
+export function readSimulatorCredentials(source: LoadedConfig): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const account of Object.values(source.config.channels)) {
+    if (!account.simulator || out.has(account.plugin)) continue;
+    const path = join(source.dataDir, 'simulators', account.plugin, 'credentials.json');
+    if (existsSync(path)) out.set(account.plugin, JSON.parse(readFileSync(path, 'utf8')) as unknown);
+  }
+  return out;
 }
 
 /** Starts, once per process, the simulator of every plugin a sandbox account asks for. */
