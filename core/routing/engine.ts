@@ -62,11 +62,19 @@ interface CompiledRule {
   matchesAnyMerchant: boolean;
 }
 
-/** Amount segments → the first simple rule covering each, by binary search. */
+/**
+ * Amount segments → the first simple rule covering each. `index` maps amount / step to the last
+ * segment starting at or below it, so a lookup is one division and a step or two of scanning.
+ */
 interface SegmentTable {
   starts: Float64Array;
   rule: Int32Array;
+  index: Int32Array;
+  step: number;
 }
+
+const STRATEGY_CODES = { priority: 0, weighted: 1, lowest_cost: 2, success_rate: 3 } as const;
+const STRATEGY_NAMES = ['priority', 'weighted', 'lowest_cost', 'success_rate'] as const;
 
 interface RuleSet {
   /** Every rule in the set, for validation. */
@@ -82,7 +90,7 @@ interface Bucket {
 }
 
 const DAY_MS = 86_400_000;
-const WEIGHT_SLOTS = 256;
+const WEIGHT_SLOTS = 64;
 
 export function dayNumber(now: number, utcOffsetMinutes: number): number {
   return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS);
@@ -126,7 +134,8 @@ export class CompiledRouting {
   readonly accountIndex: Map<string, number>;
   readonly rules: CompiledRule[];
   readonly payMethods: ReadonlySet<string>;
-  private readonly buckets = new Map<string, Bucket>();
+  /** pay method → currency → bucket: two lookups by the input's own strings, nothing concatenated per decision. */
+  private readonly buckets = new Map<string, Map<string, Bucket>>();
   private readonly pins: Map<string, Set<number>>;
   private readonly regionStarts: Float64Array;
   private readonly regionEnds: Float64Array;
@@ -137,6 +146,15 @@ export class CompiledRouting {
   private readonly totals = { ok: 0, failed: 0 };
   private readonly fallbackOrder: Int32Array;
   private readonly offsetMinutes: number;
+  // The hot path reads rules from these packed arrays (structure of arrays), so a decision on a
+  // large table touches a few adjacent cache lines instead of chasing per-rule objects.
+  private readonly ruleStrategy: Uint8Array;
+  private readonly ruleNames: string[];
+  private readonly targetStart: Int32Array;
+  private readonly targetsFlat: Int32Array;
+  private readonly weightStart: Int32Array;
+  private readonly weightSlotsFlat: Uint8Array;
+  private readonly ruleExploration: Float64Array;
 
   constructor(readonly config: RoutingConfig, accounts: RoutableAccount[], currencies: readonly string[]) {
     this.accounts = accounts;
@@ -163,6 +181,26 @@ export class CompiledRouting {
     this.regionNames = regions.map((r) => r[2]);
 
     this.rules = config.rules.map((r, i) => this.compileRule(r, i));
+    const nRules = this.rules.length;
+    this.ruleStrategy = Uint8Array.from(this.rules.map((r) => STRATEGY_CODES[r.strategy]));
+    this.ruleNames = this.rules.map((r) => r.name);
+    this.ruleExploration = Float64Array.from(this.rules.map((r) => r.exploration));
+    this.targetStart = new Int32Array(nRules + 1);
+    this.weightStart = new Int32Array(nRules).fill(-1);
+    let targetTotal = 0;
+    let weighted = 0;
+    this.rules.forEach((r, i) => {
+      this.targetStart[i] = targetTotal;
+      targetTotal += r.targets.length;
+      if (r.weightSlots) this.weightStart[i] = WEIGHT_SLOTS * weighted++;
+    });
+    this.targetStart[nRules] = targetTotal;
+    this.targetsFlat = new Int32Array(targetTotal);
+    this.weightSlotsFlat = new Uint8Array(WEIGHT_SLOTS * weighted);
+    this.rules.forEach((r, i) => {
+      this.targetsFlat.set(r.targets, this.targetStart[i]!);
+      if (r.weightSlots) this.weightSlotsFlat.set(r.weightSlots, this.weightStart[i]!);
+    });
     const maxTargets = Math.max(accounts.length, ...this.rules.map((r) => r.targets.length), 1);
     this.out = { rule: -1, ruleName: null, strategy: 'priority', candidates: new Int32Array(maxTargets), count: 0 };
     this.costs = new Float64Array(maxTargets);
@@ -184,7 +222,8 @@ export class CompiledRouting {
           else for (const m of new Set(merchants)) (byMerchant.get(m) ?? byMerchant.set(m, []).get(m)!).push(rule);
         }
         if (generic.length === 0 && byMerchant.size === 0) continue;
-        this.buckets.set(`${method}\u0000${currency}`, {
+        if (!this.buckets.has(method)) this.buckets.set(method, new Map());
+        this.buckets.get(method)!.set(currency, {
           generic: buildRuleSet(generic),
           byMerchant: new Map([...byMerchant].map(([m, rules]) => [m, buildRuleSet(rules)])),
         });
@@ -269,7 +308,7 @@ export class CompiledRouting {
 
   /** The first rule that matches, or -1. */
   matchRule(input: RoutingInput): number {
-    const bucket = this.buckets.get(input.payMethod + '\u0000' + input.currency);
+    const bucket = this.buckets.get(input.payMethod)?.get(input.currency);
     if (!bucket) return -1;
     const region = this.regionStarts.length ? this.regionOf(input.clientIp) : null;
     const localMs = input.now + this.offsetMinutes * 60_000;
@@ -310,27 +349,28 @@ export class CompiledRouting {
       for (let k = 0; k < this.fallbackOrder.length; k++) if (this.skipReason(k, input, day) === null) out.candidates[out.count++] = k;
       return out;
     }
-    const rule = this.rules[ruleIndex]!;
+    const strategy = this.ruleStrategy[ruleIndex]!;
     out.rule = ruleIndex;
-    out.ruleName = rule.name;
-    out.strategy = rule.strategy;
-    const targets = rule.targets;
-    for (let k = 0; k < targets.length; k++) {
-      const t = targets[k]!;
+    out.ruleName = this.ruleNames[ruleIndex]!;
+    out.strategy = STRATEGY_NAMES[strategy]!;
+    const end = this.targetStart[ruleIndex + 1]!;
+    for (let k = this.targetStart[ruleIndex]!; k < end; k++) {
+      const t = this.targetsFlat[k]!;
       if (t >= 0 && this.skipReason(t, input, day) === null) out.candidates[out.count++] = t;
     }
-    if (out.count > 1) {
-      if (rule.strategy === 'weighted') this.orderWeighted(rule);
-      else if (rule.strategy === 'lowest_cost') this.orderByCost(input);
-      else if (rule.strategy === 'success_rate') this.orderBySuccess(rule, input.now);
+    if (out.count > 1 && strategy !== 0) {
+      if (strategy === 1) this.orderWeighted(ruleIndex);
+      else if (strategy === 2) this.orderByCost(input);
+      else this.orderBySuccess(ruleIndex, input.now);
     }
     return out;
   }
 
   /** A weighted pick goes first; the rest keep their priority order as fallbacks. */
-  private orderWeighted(rule: CompiledRule): void {
-    if (!rule.weightSlots) return;
-    const picked = rule.targets[rule.weightSlots[(Math.random() * WEIGHT_SLOTS) | 0]!]!;
+  private orderWeighted(ruleIndex: number): void {
+    const slots = this.weightStart[ruleIndex]!;
+    if (slots < 0) return;
+    const picked = this.targetsFlat[this.targetStart[ruleIndex]! + this.weightSlotsFlat[slots + ((Math.random() * WEIGHT_SLOTS) | 0)]!]!;
     const c = this.out.candidates;
     let at = -1;
     for (let k = 0; k < this.out.count; k++) if (c[k] === picked) at = k;
@@ -349,7 +389,7 @@ export class CompiledRouting {
     sortBy(c, this.costs, this.out.count, true);
   }
 
-  private orderBySuccess(rule: CompiledRule, now: number): void {
+  private orderBySuccess(ruleIndex: number, now: number): void {
     const c = this.out.candidates;
     for (let k = 0; k < this.out.count; k++) {
       this.accounts[c[k]!]!.state.calls.totals(now, this.totals);
@@ -358,7 +398,7 @@ export class CompiledRouting {
       this.rates[k] = n === 0 ? 1 : this.totals.ok / n;
     }
     sortBy(c, this.rates, this.out.count, false);
-    if (this.out.count > 1 && Math.random() < rule.exploration) {
+    if (this.out.count > 1 && Math.random() < this.ruleExploration[ruleIndex]!) {
       const k = 1 + ((Math.random() * (this.out.count - 1)) | 0);
       const explored = c[k]!;
       c[k] = c[0]!;
@@ -374,7 +414,7 @@ export class CompiledRouting {
   coveredByEarlierSimpleRules(ruleIndex: number): boolean {
     const rule = this.rules[ruleIndex]!;
     let inAny = false;
-    for (const bucket of this.buckets.values()) {
+    for (const bucket of [...this.buckets.values()].flatMap((byCurrency) => [...byCurrency.values()])) {
       const sets = [bucket.generic, ...bucket.byMerchant.values()].filter((s) => s.members.includes(ruleIndex));
       for (const set of sets) {
         inAny = true;
@@ -389,7 +429,7 @@ export class CompiledRouting {
   segmentOwnership(): { owning: Set<number>; buckets: Set<number> } {
     const owning = new Set<number>();
     const buckets = new Set<number>();
-    for (const bucket of this.buckets.values()) {
+    for (const bucket of [...this.buckets.values()].flatMap((byCurrency) => [...byCurrency.values()])) {
       const generic = bucket.generic;
       collect(generic, owning, buckets, null);
       for (const own of bucket.byMerchant.values()) collect(own, owning, buckets, generic);
@@ -458,21 +498,8 @@ function sortBy(ids: Int32Array, keys: Float64Array, n: number, ascending: boole
 function firstInSet(set: RuleSet, input: RoutingInput, region: string | null, localMs: number, bestSoFar: number): number {
   let best = bestSoFar;
   if (set.segments) {
-    const s = set.segments;
-    let lo = 0;
-    let hi = s.starts.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s.starts[mid]! <= input.amount) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    if (found >= 0) {
-      const r = s.rule[found]!;
-      if (r >= 0 && r < best) best = r;
-    }
+    const r = set.segments.rule[segmentOf(set.segments, input.amount)]!;
+    if (r >= 0 && r < best) best = r;
   }
   const complex = set.complex;
   for (let k = 0; k < complex.length; k++) {
@@ -481,6 +508,27 @@ function firstInSet(set: RuleSet, input: RoutingInput, region: string | null, lo
     if (input.amount >= rule.amountMin && input.amount <= rule.amountMax && rule.extra!(input, region, localMs)) return rule.index;
   }
   return best;
+}
+
+/** The segment holding an amount: jump through the index, then step forward (segments start at 0). */
+function segmentOf(s: SegmentTable, amount: number): number {
+  const last = s.starts.length - 1;
+  if (amount >= s.starts[last]!) return last;
+  let k = s.index[Math.floor(amount / s.step)]!;
+  while (s.starts[k + 1]! <= amount) k++;
+  return k;
+}
+
+function buildIndex(starts: Float64Array): { index: Int32Array; step: number } {
+  const max = starts[starts.length - 1]!;
+  const step = Math.max(1, Math.ceil((max + 1) / starts.length));
+  const index = new Int32Array(Math.floor(max / step) + 2);
+  let k = 0;
+  for (let b = 0; b < index.length; b++) {
+    while (k + 1 < starts.length && starts[k + 1]! <= b * step) k++;
+    index[b] = k;
+  }
+  return { index, step };
 }
 
 /** Folds amount-only rules into segments; each segment keeps the first rule (in table order) that covers it. */
@@ -526,7 +574,7 @@ function buildRuleSet(rules: CompiledRule[]): RuleSet {
       next[s] = s + 1;
     }
   }
-  return { members, segments: { starts, rule: owner }, complex };
+  return { members, segments: { starts, rule: owner, ...buildIndex(starts) }, complex };
 }
 
 export type { RoutingState };

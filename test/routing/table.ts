@@ -35,28 +35,46 @@ export function order(routing: CompiledRouting, i: RoutingInput): string[] {
   return Array.from(d.candidates.subarray(0, d.count), (k) => routing.accounts[k]!.name);
 }
 
-/** A synthetic table of n rules spread over pay methods, merchants and amount bands, ending in a catch-all. */
-export function syntheticTable(n: number): { routing: unknown; accounts: AccountSpec[] } {
-  const methods = ['wechat.native', 'wechat.jsapi', 'wechat.h5', 'alipay.qr', 'alipay.page', 'unionpay.qr', 'bank.b2c'];
+const SYNTHETIC_METHODS = ['wechat.native', 'wechat.jsapi', 'wechat.h5', 'alipay.qr', 'alipay.page', 'unionpay.qr', 'bank.b2c'];
+const BAND_WIDTH = 1_000;
+
+/**
+ * A synthetic table of n rules: pay methods × amount bands × merchant groups (merchant-specific
+ * groups first, a generic group last), strategies in rotation, and a catch-all at the end.
+ * `inputs` draws requests uniformly over the space the rules cover, so every table size sees the
+ * same mix of strategies and the comparison between sizes is about the table, not the workload.
+ */
+export function syntheticTable(n: number): { routing: unknown; accounts: AccountSpec[]; inputs(count: number): RoutingInput[] } {
+  const methods = SYNTHETIC_METHODS;
   const accounts: AccountSpec[] = [];
   for (let a = 0; a < 12; a++) accounts.push({ name: `acc_${a}`, payMethods: methods, fees: { default: { fixed: a, rate_bps: 30 + a } } });
+  const ruleCount = Math.max(1, n - 1);
+  const bands = Math.max(1, Math.floor(ruleCount / (methods.length * 4)));
+  // The generic group (every method × band) comes last and is complete, so every request matches a
+  // real rule; merchant-specific rules come first, or the generic ones would shadow them.
+  const groupSize = methods.length * bands;
+  const merchantRules = Math.max(0, ruleCount - groupSize);
+  const merchantGroups = Math.ceil(merchantRules / groupSize);
+  const strategies = ['priority', 'weighted', 'lowest_cost', 'success_rate'] as const;
   const rules: unknown[] = [];
-  const bands = Math.max(1, Math.floor((n - 1) / (methods.length * 4)));
-  for (let i = 0; rules.length < n - 1; i++) {
+  for (let i = 0; i < ruleCount; i++) {
     const method = methods[i % methods.length]!;
     const band = Math.floor(i / methods.length) % bands;
-    // Merchant-specific rules come before the generic ones (the last group), or the generic ones would shadow them.
-    const groups = Math.ceil((n - 1) / (methods.length * bands));
-    const merchant = groups - 1 - Math.floor(i / (methods.length * bands));
-    const width = 1_000;
-    const strategies = ['priority', 'weighted', 'lowest_cost', 'success_rate'] as const;
+    const merchant = i < merchantRules ? 1 + Math.floor(i / groupSize) : 0;
     rules.push({
       name: `r${i}`,
-      match: { pay_method: method, amount_min: band * width, amount_max: band * width + width - 1, ...(merchant > 0 ? { merchant: `mch_${merchant}` } : {}) },
+      match: { pay_method: method, amount_min: band * BAND_WIDTH, amount_max: band * BAND_WIDTH + BAND_WIDTH - 1, ...(merchant > 0 ? { merchant: `mch_${merchant}` } : {}) },
       strategy: strategies[i % 4],
       targets: [`acc_${i % 12}`, { account: `acc_${(i + 1) % 12}`, weight: 2 }, `acc_${(i + 2) % 12}`],
     });
   }
   rules.push({ name: 'catch_all', match: {}, targets: ['acc_0', 'acc_1'] });
-  return { routing: { rules }, accounts };
+  return {
+    routing: { rules },
+    accounts,
+    inputs: (count) => Array.from({ length: count }, (_, k) => {
+      const h = Math.imul(k + 1, 2_654_435_761) >>> 0;
+      return input({ payMethod: methods[h % methods.length]!, amount: (h >>> 3) % (bands * BAND_WIDTH), merchantId: `mch_${(h >>> 7) % (merchantGroups + 1)}`, now: Date.now() });
+    }),
+  };
 }
