@@ -106,10 +106,14 @@ export class PaymentService {
       nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
       binding: toBinding(bindings.find((b) => b.account === first.name)) ?? null,
     };
+    const attempt = (account: string, orderNo: string) => ({ paymentId: id, channelAccount: account, channelOrderNo: orderNo, outcome: 'sending', latencyMs: null, errorCode: null, createdAt: Date.now() });
+    let attemptId: number;
     try {
-      await this.store.transaction(async (tx) => {
+      // The payment, its audit row and its first attempt are durable before any channel is called.
+      attemptId = await this.store.transaction(async (tx) => {
         await this.store.payments.insert(tx, payment);
         await this.store.audit.append(tx, { objectType: 'payment', objectId: id, from: null, to: 'pending', source: 'create', detail: { account: first.name }, at: now });
+        return this.store.payments.insertAttempt(tx, attempt(first.name, payment.channelOrderNo!));
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw new ApiError('duplicate_out_trade_no', `out_trade_no ${input.out_trade_no} was already used by this app`, 'out_trade_no');
@@ -122,11 +126,11 @@ export class PaymentService {
       const binding = toBinding(bindings.find((b) => b.account === entry.name));
       if (i > 0) {
         // Failover: the previous attempt provably created nothing, so this payment moves to the next account.
-        await this.store.transaction((tx) => this.store.payments.update(tx, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null }, Date.now()));
+        attemptId = await this.store.transaction(async (tx) => {
+          await this.store.payments.update(tx, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null }, Date.now());
+          return this.store.payments.insertAttempt(tx, attempt(entry.name, orderNo));
+        });
       }
-      const attemptId = await this.store.transaction((tx) => this.store.payments.insertAttempt(tx, {
-        paymentId: id, channelAccount: entry.name, channelOrderNo: orderNo, outcome: 'sending', latencyMs: null, errorCode: null, createdAt: Date.now(),
-      }));
       const started = performance.now();
       this.routingState.account(entry.name).breaker.onSend();
       try {
