@@ -124,6 +124,16 @@ export function adminRouter(s: HttpServices): Router<CorbelState> {
     });
   });
 
+  router.get('/channels/:account/statement', async (ctx) => {
+    const date = typeof ctx.query.date === 'string' ? ctx.query.date : '';
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new ApiError('invalid_request', 'date: required, YYYY-MM-DD', 'date');
+    const entry = ctx.state.snapshot.account(ctx.params.account!);
+    if (!entry?.instance) throw new ApiError('not_found', `no serving channel account ${ctx.params.account}`, 'account');
+    if (!entry.instance.downloadStatement) throw new ApiError('invalid_request', `channel account ${entry.name} has no statement download`, 'account');
+    const lines = await entry.instance.downloadStatement(date);
+    ctx.body = { account: entry.name, date, count: lines.length, lines: lines.map((l) => ({ ...l, occurredAt: l.occurredAt.toISOString() })) };
+  });
+
   router.get('/ledger/verify', async (ctx) => {
     ctx.body = await verifyLedger(s.store);
   });
