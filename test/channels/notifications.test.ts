@@ -28,6 +28,11 @@ interface Channel {
   /** Whether the channel considers the order paid, and for what amount. */
   paid(view: any): boolean;
   amount(view: any): number;
+  /**
+   * Whether a retried notification is signed afresh (WeChat Pay, the bank) rather than resent byte for byte (Alipay,
+   * UnionPay). If it is, the retry after the fault is cleared may settle the payment before the poller does.
+   */
+  resignsRetries: boolean;
 }
 
 const CHANNELS: Channel[] = [
@@ -40,6 +45,7 @@ const CHANNELS: Channel[] = [
     })),
     paid: (v) => v.status === 'SUCCESS' || v.status === 'REFUND',
     amount: (v) => v.amount_fen,
+    resignsRetries: true,
   },
   {
     plugin: 'alipay', account: 'alipay_sandbox', payMethod: 'alipay.qr',
@@ -48,6 +54,7 @@ const CHANNELS: Channel[] = [
     })),
     paid: (v) => v.status === 'TRADE_SUCCESS' && v.gmt_payment !== null,
     amount: (v) => v.total_fen,
+    resignsRetries: false,
   },
   {
     plugin: 'unionpay', account: 'unionpay_sandbox', payMethod: 'unionpay.qr',
@@ -57,6 +64,7 @@ const CHANNELS: Channel[] = [
     ],
     paid: (v) => v.status === 'success',
     amount: (v) => v.txnAmt,
+    resignsRetries: false,
   },
   {
     plugin: 'bank', account: 'bank_sandbox', payMethod: 'bank.b2c',
@@ -66,6 +74,7 @@ const CHANNELS: Channel[] = [
     })),
     paid: (v) => v.status === 'SUCCESS',
     amount: (v) => v.amount,
+    resignsRetries: true,
   },
 ];
 
@@ -288,7 +297,7 @@ for (const c of channels) {
     await ledgerOk(t, main);
   });
 
-  test.serial(`${c.payMethod}: a notification with a corrupted signature is refused with a 4xx, the payment stays pending, then the poller settles it`, async (t) => {
+  test.serial(`${c.payMethod}: a notification with a corrupted signature is refused with a 4xx and leaves the payment pending; it settles once the channel signs correctly again`, async (t) => {
     const since = Date.now();
     const p = await createPayment(t, main, c, 'sig', 1300);
     let answers: Array<number | null>;
@@ -309,8 +318,10 @@ for (const c of channels) {
 
     await waitForPaymentStatus(main, p.id, 'succeeded');
     const settledBy = (await audit(main, p.id)).filter((a) => a.to_status === 'succeeded').map((a) => a.source);
-    t.deepEqual(settledBy.length, 1);
-    t.log(`${c.plugin}: settled by ${settledBy[0]} once the signatures were valid again`);
+    t.log(`${c.plugin}: settled by ${settledBy.join(', ')} once the signatures were valid again`);
+    // The channel keeps resending the forged bytes unless it re-signs its retries: then only the poller can settle it.
+    if (c.resignsRetries) t.true(settledBy.length === 1 && ['poller', 'notification'].includes(settledBy[0]!), settledBy.join());
+    else t.deepEqual(settledBy, ['poller']);
     await exactlyOneWebhook(t, main, 'payment.succeeded', p.id);
     t.is(await journals(main, p.id), 1);
     await ledgerOk(t, main);
