@@ -400,7 +400,10 @@ export class PaymentService {
     } catch (err) {
       this.logger.warn({ account: accountName, err: (err as Error).message }, 'channel notification rejected');
       await this.store.transaction((tx) => this.raiseAlert(tx, 'notification_rejected', null, { account: accountName, reason: (err as Error).message }));
-      return { ...channel.acknowledge(false), status: Math.max(400, channel.acknowledge(false).status) };
+      // Forged or unverifiable input is the sender's fault: always a 4xx, even for channels whose negative
+      // acknowledgement is a 5xx (WeChat Pay's "not processed, retry"). Every channel retries on any non-2xx anyway.
+      const nack = channel.acknowledge(false);
+      return { ...nack, status: nack.status >= 400 && nack.status < 500 ? nack.status : 400 };
     }
     if (parsed.kind === 'ignored') return channel.acknowledge(true);
     if (parsed.kind === 'payment') {
