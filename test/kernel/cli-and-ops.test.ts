@@ -89,10 +89,11 @@ test('the config file is reloaded when it changes; logs carry request ids and no
 });
 
 test('graceful shutdown lets an in-flight request finish', async (t) => {
-  const env = await startGateway();
+  const env = await startGateway(fixtureConfig().replace('secret: fixture-secret-1', 'secret: fixture-secret-1\n      delay_ms: 300'));
   const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
   const inflight = client.request('POST', '/v1/payments', { out_trade_no: 'drain-1', amount: 100, pay_method: 'fixture.qr' });
-  await new Promise((r) => setTimeout(r, 5));
+  // Stop while the request is at the channel.
+  await new Promise((r) => setTimeout(r, 150));
   const stopping = env.gw.stop();
   const res = await inflight;
   await stopping;
