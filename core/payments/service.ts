@@ -106,15 +106,10 @@ export class PaymentService {
       nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
       binding: toBinding(bindings.find((b) => b.account === first.name)) ?? null,
     };
-    const attempt = (account: string, orderNo: string) => ({ paymentId: id, channelAccount: account, channelOrderNo: orderNo, outcome: 'sending', latencyMs: null, errorCode: null, createdAt: Date.now() });
-    let attemptId: number;
     try {
-      // The payment, its audit row and its first attempt are durable before any channel is called.
-      attemptId = await this.store.transaction(async (tx) => {
-        await this.store.payments.insert(tx, payment);
-        await this.store.audit.append(tx, { objectType: 'payment', objectId: id, from: null, to: 'pending', source: 'create', detail: { account: first.name }, at: now });
-        return this.store.payments.insertAttempt(tx, attempt(first.name, payment.channelOrderNo!));
-      });
+      // Durable before any channel is called: the payment names the account and order number it is about to
+      // use (its audit row comes with it, written by a trigger in the same statement).
+      await this.store.write((w) => this.store.payments.insert(w, payment));
     } catch (err) {
       if (isUniqueViolation(err)) throw new ApiError('duplicate_out_trade_no', `out_trade_no ${input.out_trade_no} was already used by this app`, 'out_trade_no');
       throw err;
@@ -125,11 +120,9 @@ export class PaymentService {
       const orderNo = channelOrderNo(id, i + 1);
       const binding = toBinding(bindings.find((b) => b.account === entry.name));
       if (i > 0) {
-        // Failover: the previous attempt provably created nothing, so this payment moves to the next account.
-        attemptId = await this.store.transaction(async (tx) => {
-          await this.store.payments.update(tx, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null }, Date.now());
-          return this.store.payments.insertAttempt(tx, attempt(entry.name, orderNo));
-        });
+        // Failover: the previous attempt provably created nothing, so this payment moves to the next account,
+        // durably and with the attempts so far, before that account is called.
+        await this.store.write((w) => this.store.payments.update(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()));
       }
       const started = performance.now();
       this.routingState.account(entry.name).breaker.onSend();
@@ -144,7 +137,7 @@ export class PaymentService {
         if (result.status !== 'failed') this.routingState.recordUsage(entry.name, payment.amount, routingTable.day(Date.now()));
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
-        return await this.recordCreateOutcome(payment, attemptId, routing, result, latency, snapshot.config.poller.backoff_s);
+        return await this.recordCreateOutcome(payment, routing, result, snapshot.config.poller.backoff_s);
       } catch (err) {
         const latency = Math.round(performance.now() - started);
         const channelError = err instanceof ChannelError ? err : new ChannelError('unknown', (err as Error).message, true);
@@ -154,14 +147,10 @@ export class PaymentService {
           // Ambiguous: the order may exist at this channel. Never try another one; find out by querying.
           routing.channel = entry.name;
           routing.attempts.push({ channel: entry.name, outcome: 'unknown', latency_ms: latency, error_code: channelError.code });
-          await this.store.transaction(async (tx) => {
-            await this.store.payments.finishAttempt(tx, attemptId, 'unknown', latency, channelError.code);
-            await this.store.payments.update(tx, id, { routing, nextCheckAt: Date.now() + 1000 }, Date.now());
-          });
+          await this.store.write((w) => this.store.payments.update(w, id, { routing, nextCheckAt: Date.now() + 1000 }, Date.now()));
           return (await this.store.payments.get(this.store.reads, id))!;
         }
         routing.attempts.push({ channel: entry.name, outcome: 'not_created', latency_ms: latency, error_code: channelError.code });
-        await this.store.transaction((tx) => this.store.payments.finishAttempt(tx, attemptId, 'not_created', latency, channelError.code));
         if (i === decision.candidates.length - 1) {
           routing.channel = entry.name;
           return this.applyPaymentResult(payment.id, { status: 'failed', failure: { code: channelError.code, message: channelError.message, channelCode: channelError.channelCode } }, 'create', { routing });
@@ -171,13 +160,10 @@ export class PaymentService {
     throw new Error('unreachable: the candidate loop always returns');
   }
 
-  private async recordCreateOutcome(payment: PaymentRecord, attemptId: number, routing: RoutingTrace, result: ChannelPaymentResult, latency: number, backoffS: readonly number[]): Promise<PaymentRecord> {
-    await this.store.transaction(async (tx) => {
-      await this.store.payments.finishAttempt(tx, attemptId, result.status === 'failed' ? 'declined' : 'created', latency, result.failure?.code ?? null);
-      await this.store.payments.update(tx, payment.id, {
-        routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, backoffS),
-      }, Date.now());
-    });
+  private async recordCreateOutcome(payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, backoffS: readonly number[]): Promise<PaymentRecord> {
+    await this.store.write((w) => this.store.payments.update(w, payment.id, {
+      routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, backoffS),
+    }, Date.now()));
     if (result.status === 'pending') return (await this.store.payments.get(this.store.reads, payment.id))!;
     return this.applyPaymentResult(payment.id, result, 'create');
   }
@@ -217,9 +203,8 @@ export class PaymentService {
         fee: to === 'succeeded' ? fee : undefined,
         nextCheckAt: null,
         routing: extra.routing,
-      }, now);
+      }, now, source);
       if (!changed) return current;
-      await this.store.audit.append(tx, { objectType: 'payment', objectId: paymentId, from: current.status, to, source, at: now });
       const after = (await this.store.payments.get(tx, paymentId))!;
       if (to === 'succeeded') {
         await this.store.ledger.post(tx, 'payment', paymentId, after.currency, paymentSucceededLines({ amount: after.amount, fee, channelAccount: after.channelAccount!, merchantId: after.merchantId }), now);
@@ -238,7 +223,7 @@ export class PaymentService {
       const refund = await this.store.payments.getRefund(tx, refundId);
       if (!refund) throw new ApiError('refund_not_found', `no refund ${refundId}`);
       if (refund.status !== 'pending' || result.status === 'pending') {
-        if (result.channelRefundNo && refund.status === 'pending') await this.store.payments.transitionRefund(tx, refundId, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo }, Date.now());
+        if (result.channelRefundNo && refund.status === 'pending') await this.store.payments.transitionRefund(tx, refundId, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo }, Date.now(), source);
         return refund;
       }
       const now = Date.now();
@@ -251,14 +236,13 @@ export class PaymentService {
         succeededAt: to === 'succeeded' ? (result.succeededAt?.getTime() ?? now) : undefined,
         feeReturned: to === 'succeeded' ? feeReturned : undefined,
         nextCheckAt: null,
-      }, now);
+      }, now, source);
       if (!changed) return refund;
       if (to === 'succeeded') {
         const within = await this.store.payments.addRefunded(tx, payment.id, refund.amount, now);
         if (!within) throw new Error(`refund ${refundId} would take payment ${payment.id} past its amount`);
         await this.store.ledger.post(tx, 'refund', refundId, payment.currency, refundSucceededLines({ amount: refund.amount, feeReturned, channelAccount: payment.channelAccount!, merchantId: payment.merchantId }), now);
       }
-      await this.store.audit.append(tx, { objectType: 'refund', objectId: refundId, from: 'pending', to, source, at: now });
       const after = (await this.store.payments.getRefund(tx, refundId))!;
       await this.emit(tx, `refund.${to}` as EventType, payment, refundToApi(after));
       event = { status: to, channel: payment.channel ?? 'none' };
@@ -359,7 +343,6 @@ export class PaymentService {
         throw new ApiError('refund_exceeds_amount', `refunds would total ${committed + input.amount}, more than the payment's ${payment.amount} (${payment.amount - committed} left)`, 'amount');
       }
       await this.store.payments.insertRefund(tx, refund);
-      await this.store.audit.append(tx, { objectType: 'refund', objectId: id, from: null, to: 'pending', source: 'create', at: now });
     });
     try {
       const result = await account.instance!.refund({
@@ -367,7 +350,7 @@ export class PaymentService {
         notifyUrl: notifyUrlFor(snapshot, account.name), createdAt: new Date(now),
       });
       if (result.status === 'pending') {
-        await this.store.transaction((tx) => this.store.payments.transitionRefund(tx, id, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo ?? null, nextCheckAt: Date.now() + 2000 }, Date.now()));
+        await this.store.write((w) => this.store.payments.transitionRefund(w, id, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo ?? null, nextCheckAt: Date.now() + 2000 }, Date.now(), 'create'));
         return (await this.store.payments.getRefund(this.store.reads, id))!;
       }
       return await this.applyRefundResult(id, result, 'create');

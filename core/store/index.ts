@@ -31,6 +31,11 @@ export class Store {
     return this.db.consistentRead(fn);
   }
 
+  /** One single-statement write, in turn with the transactions (see SqliteDatabase.write). */
+  write<T>(fn: Parameters<SqliteDatabase['write']>[0] extends (db: infer X) => Promise<unknown> ? (db: X) => Promise<T> : never): Promise<T> {
+    return this.db.write(fn);
+  }
+
   transaction<T>(fn: Parameters<SqliteDatabase['transaction']>[0] extends (tx: infer X) => Promise<unknown> ? (tx: X) => Promise<T> : never): Promise<T> {
     return this.db.transaction(fn);
   }

@@ -184,6 +184,34 @@ CREATE TABLE alerts (
 ALTER TABLE payments ADD COLUMN channel_binding TEXT;
 `,
   },
+  {
+    // The audit row of every payment and refund transition is written by the database itself, in the
+    // statement that changes the status: it cannot be forgotten, and a transition costs one statement.
+    // Attempts live in the payment's routing trace, so their own table goes.
+    version: 3,
+    name: 'audit_by_trigger',
+    sql: `
+ALTER TABLE payments ADD COLUMN status_source TEXT NOT NULL DEFAULT 'create';
+ALTER TABLE refunds ADD COLUMN status_source TEXT NOT NULL DEFAULT 'create';
+DROP TABLE payment_attempts;
+CREATE TRIGGER payments_audit_insert AFTER INSERT ON payments BEGIN
+  INSERT INTO audit_events (object_type, object_id, from_status, to_status, source, detail, created_at)
+  VALUES ('payment', NEW.id, NULL, NEW.status, NEW.status_source, json_object('account', NEW.channel_account), NEW.updated_at);
+END;
+CREATE TRIGGER payments_audit_update AFTER UPDATE OF status ON payments WHEN OLD.status IS NOT NEW.status BEGIN
+  INSERT INTO audit_events (object_type, object_id, from_status, to_status, source, detail, created_at)
+  VALUES ('payment', NEW.id, OLD.status, NEW.status, NEW.status_source, json_object('account', NEW.channel_account), NEW.updated_at);
+END;
+CREATE TRIGGER refunds_audit_insert AFTER INSERT ON refunds BEGIN
+  INSERT INTO audit_events (object_type, object_id, from_status, to_status, source, detail, created_at)
+  VALUES ('refund', NEW.id, NULL, NEW.status, NEW.status_source, json_object('payment_id', NEW.payment_id), NEW.updated_at);
+END;
+CREATE TRIGGER refunds_audit_update AFTER UPDATE OF status ON refunds WHEN OLD.status IS NOT NEW.status BEGIN
+  INSERT INTO audit_events (object_type, object_id, from_status, to_status, source, detail, created_at)
+  VALUES ('refund', NEW.id, OLD.status, NEW.status, NEW.status_source, json_object('payment_id', NEW.payment_id), NEW.updated_at);
+END;
+`,
+  },
 ];
 
 export async function migrate(db: SqliteDatabase): Promise<{ from: number; to: number; applied: string[] }> {

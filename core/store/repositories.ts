@@ -114,8 +114,8 @@ export class PaymentRepository {
     await tx.run(
       `INSERT INTO payments (id, merchant_id, app_id, out_trade_no, amount, amount_refunded, currency, pay_method, channel, channel_account,
         channel_order_no, channel_trade_no, status, subject, notify_url, return_url, payer, metadata, action, failure, routing, fee,
-        expires_at, created_at, updated_at, paid_at, next_check_at, check_count, channel_binding)
-       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        expires_at, created_at, updated_at, paid_at, next_check_at, check_count, channel_binding, status_source)
+       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'create')`,
       [
         p.id, p.merchantId, p.appId, p.outTradeNo, p.amount, p.amountRefunded, p.currency, p.payMethod, p.channel, p.channelAccount,
         p.channelOrderNo, p.channelTradeNo, p.status, p.subject, p.notifyUrl, p.returnUrl, j(p.payer), j(p.metadata),
@@ -144,11 +144,12 @@ export class PaymentRepository {
    * The one way a payment changes status: a conditional update that does nothing unless the
    * payment is still in one of `from`. Returns whether this call made the change.
    */
-  async transition(tx: Tx, id: string, from: readonly PaymentStatus[], to: PaymentStatus, update: PaymentUpdate, now: number): Promise<boolean> {
+  async transition(tx: Tx, id: string, from: readonly PaymentStatus[], to: PaymentStatus, update: PaymentUpdate, now: number, source: string): Promise<boolean> {
     const { sets, values } = updateClause(update);
+    // The audit row is written by the payments_audit_update trigger, from status_source.
     const res = await tx.run(
-      `UPDATE payments SET status = ?, updated_at = ?${sets.length ? ', ' + sets.join(', ') : ''} WHERE id = ? AND status IN (${from.map(() => '?').join(',')})`,
-      [to, now, ...values, id, ...from],
+      `UPDATE payments SET status = ?, status_source = ?, updated_at = ?${sets.length ? ', ' + sets.join(', ') : ''} WHERE id = ? AND status IN (${from.map(() => '?').join(',')})`,
+      [to, source, now, ...values, id, ...from],
     );
     return res.changes === 1;
   }
@@ -165,17 +166,6 @@ export class PaymentRepository {
     return res.changes === 1;
   }
 
-  async insertAttempt(tx: Tx, a: { paymentId: string; channelAccount: string; channelOrderNo: string; outcome: string; latencyMs: number | null; errorCode: string | null; createdAt: number }): Promise<number> {
-    const res = await tx.run('INSERT INTO payment_attempts (payment_id, channel_account, channel_order_no, outcome, latency_ms, error_code, created_at) VALUES (?,?,?,?,?,?,?)', [
-      a.paymentId, a.channelAccount, a.channelOrderNo, a.outcome, a.latencyMs, a.errorCode, a.createdAt,
-    ]);
-    return res.lastID;
-  }
-
-  async finishAttempt(tx: Tx, attemptId: number, outcome: string, latencyMs: number, errorCode: string | null): Promise<void> {
-    await tx.run('UPDATE payment_attempts SET outcome = ?, latency_ms = ?, error_code = ? WHERE id = ?', [outcome, latencyMs, errorCode, attemptId]);
-  }
-
   /** Per account: payments created since a time that did not fail (what daily limits count). */
   async usageSince(db: SqlExecutor, since: number): Promise<Array<{ account: string; count: number; amount: number }>> {
     const rows = await db.all<{ account: string; count: number; amount: number }>(
@@ -190,8 +180,8 @@ export class PaymentRepository {
 
   async insertRefund(tx: Tx, r: RefundRecord): Promise<void> {
     await tx.run(
-      `INSERT INTO refunds (id, payment_id, merchant_id, out_refund_no, amount, reason, status, channel_refund_no, failure, fee_returned, created_at, updated_at, succeeded_at, next_check_at)
-       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      `INSERT INTO refunds (id, payment_id, merchant_id, out_refund_no, amount, reason, status, channel_refund_no, failure, fee_returned, created_at, updated_at, succeeded_at, next_check_at, status_source)
+       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'create')`,
       [r.id, r.paymentId, r.merchantId, r.outRefundNo, r.amount, r.reason, r.status, r.channelRefundNo, r.failure === null ? null : j(r.failure), r.feeReturned, r.createdAt, r.updatedAt, r.succeededAt, null],
     );
   }
@@ -223,10 +213,10 @@ export class PaymentRepository {
 
   async transitionRefund(
     tx: Tx, id: string, from: readonly RefundStatus[], to: RefundStatus,
-    update: { channelRefundNo?: string | null; failure?: unknown; succeededAt?: number | null; feeReturned?: number; nextCheckAt?: number | null }, now: number,
+    update: { channelRefundNo?: string | null; failure?: unknown; succeededAt?: number | null; feeReturned?: number; nextCheckAt?: number | null }, now: number, source: string,
   ): Promise<boolean> {
-    const sets: string[] = ['status = ?', 'updated_at = ?'];
-    const values: SqlValue[] = [to, now];
+    const sets: string[] = ['status = ?', 'status_source = ?', 'updated_at = ?'];
+    const values: SqlValue[] = [to, source, now];
     if (update.channelRefundNo !== undefined) { sets.push('channel_refund_no = COALESCE(channel_refund_no, ?)'); values.push(update.channelRefundNo); }
     if (update.failure !== undefined) { sets.push('failure = ?'); values.push(update.failure === null ? null : j(update.failure)); }
     if (update.succeededAt !== undefined) { sets.push('succeeded_at = ?'); values.push(update.succeededAt); }
@@ -407,11 +397,13 @@ export class IdempotencyRepository {
 
 export class NonceRepository {
   /** Records a request nonce; false when it was already used inside the window (replay). */
-  async use(tx: Tx, appId: string, nonce: string, expiresAt: number, now: number): Promise<boolean> {
-    const existing = await tx.get<{ expires_at: number }>('SELECT expires_at FROM request_nonces WHERE app_id = ? AND nonce = ?', [appId, nonce]);
-    if (existing && Number(existing.expires_at) > now) return false;
-    await tx.run('INSERT OR REPLACE INTO request_nonces (app_id, nonce, expires_at) VALUES (?,?,?)', [appId, nonce, expiresAt]);
-    return true;
+  async use(db: SqlExecutor, appId: string, nonce: string, expiresAt: number, now: number): Promise<boolean> {
+    // One statement: a new nonce is inserted, an expired one is taken over, a live one changes nothing.
+    const res = await db.run(
+      'INSERT INTO request_nonces (app_id, nonce, expires_at) VALUES (?,?,?) ON CONFLICT (app_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE request_nonces.expires_at <= ?',
+      [appId, nonce, expiresAt, now],
+    );
+    return res.changes === 1;
   }
 
   async purge(tx: Tx, now: number): Promise<number> {

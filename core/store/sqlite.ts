@@ -98,6 +98,16 @@ export class SqliteDatabase {
   }
 
   /**
+   * Runs one statement on the writer, in turn with the transactions: for writes that are a single
+   * statement (atomic on their own, triggers included), without the BEGIN/COMMIT round trips.
+   */
+  write<T>(fn: (w: SqlExecutor) => Promise<T>): Promise<T> {
+    const result = this.writeQueue.then(() => fn(this.writer));
+    this.writeQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
    * Runs several reads against one consistent snapshot (a read transaction on a dedicated
    * connection, so concurrent plain reads are unaffected).
    */

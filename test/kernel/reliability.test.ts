@@ -206,3 +206,20 @@ routing:
     await env.close();
   }
 });
+
+test.serial('every payment and refund transition has its audit row, written with the change', async (t) => {
+  const env = await startGateway();
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const created = await client.request('POST', '/v1/payments', order('audit-1'));
+    await client.request('POST', `/v1/sandbox/payments/${created.json.id}/pay`);
+    const refund = await client.request('POST', `/v1/payments/${created.json.id}/refunds`, { out_refund_no: 'a1', amount: 100 });
+    const trail = await env.gw.store.audit.list(env.gw.store.reads, created.json.id);
+    t.deepEqual(trail.map((e) => [e.from_status, e.to_status, e.source]), [[null, 'pending', 'create'], ['pending', 'succeeded', 'notification']]);
+    const refundTrail = await env.gw.store.audit.list(env.gw.store.reads, refund.json.id);
+    t.deepEqual(refundTrail.map((e) => [e.from_status, e.to_status, e.source]), [[null, 'pending', 'create'], ['pending', 'succeeded', 'create']]);
+    await t.throwsAsync(env.gw.store.transaction((tx) => tx.run("UPDATE audit_events SET to_status = 'x'")), { message: /append-only/ });
+  } finally {
+    await env.close();
+  }
+});

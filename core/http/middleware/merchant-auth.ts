@@ -128,7 +128,7 @@ export function merchantAuth(store: Store, callers: CallerCache): CorbelMiddlewa
     const nonceKey = `${auth.app_id}\u0000${auth.nonce}`;
     if (recent!.seen(nonceKey, now)) throw new ApiError('nonce_reused', 'nonce was already used inside the timestamp window', 'nonce');
     recent!.add(nonceKey, now);
-    const fresh = await store.transaction((tx) => store.nonces.use(tx, auth.app_id, auth.nonce, now + 2 * tolerance * 1000, now));
+    const fresh = await store.write((w) => store.nonces.use(w, auth.app_id, auth.nonce, now + 2 * tolerance * 1000, now));
     if (!fresh) throw new ApiError('nonce_reused', 'nonce was already used inside the timestamp window', 'nonce');
 
     if (caller.app.status !== 'active') throw new ApiError('app_disabled', `app ${auth.app_id} is disabled`);
