@@ -21,7 +21,7 @@ export function buildApp(s: HttpServices): Koa<CorbelState> {
   const v1 = v1Router(s);
   const admin = adminRouter(s);
   const channel = channelRouter(s);
-  app.use(requestContext(s.runtime, s.metrics, s.logger));
+  app.use(requestContext(s.runtime, s.metrics, s.logger, s.inFlight));
   app.use(ops.routes());
   app.use(async (ctx, next) => {
     // Sign only the API surfaces; ops endpoints and channel acknowledgements are read by machines that expect them bare.
@@ -30,8 +30,8 @@ export function buildApp(s: HttpServices): Koa<CorbelState> {
   });
   app.use(errorBoundary(s.logger));
   app.use(rawBody());
-  app.use(v1.routes()).use(v1.allowedMethods());
-  app.use(admin.routes()).use(admin.allowedMethods());
+  app.use(v1.routes()).use(v1.allowedMethods({ throw: true }));
+  app.use(admin.routes()).use(admin.allowedMethods({ throw: true }));
   app.use(channel.routes());
   return app;
 }

@@ -21,4 +21,6 @@ export interface HttpServices {
   callers: CallerCache;
   adminToken: () => string | undefined;
   isDraining: () => boolean;
+  /** Requests being handled now: shutdown waits for them before it closes the store. */
+  inFlight: { count: number };
 }

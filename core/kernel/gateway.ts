@@ -39,6 +39,7 @@ export class Gateway {
   private pollTimer: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
   private polling = false;
+  private readonly inFlight = { count: 0 };
 
   private constructor(
     readonly server: Server,
@@ -115,7 +116,7 @@ export class Gateway {
     const gateway = new Gateway(server, url, store, runtime, payments, merchants, dispatcher, signer, logger, metrics, adminToken, simulators);
     const app = buildApp({
       store, payments, merchants, runtime, signer, webhooks: dispatcher, metrics, logger, callers,
-      adminToken: () => adminToken, isDraining: () => gateway.draining,
+      adminToken: () => adminToken, isDraining: () => gateway.draining, inFlight: gateway.inFlight,
     });
     server.keepAliveTimeout = 5_000;
     server.on('request', app.callback());
@@ -169,6 +170,10 @@ export class Gateway {
     const timer = setTimeout(() => this.server.closeAllConnections(), grace);
     await closed;
     clearTimeout(timer);
+    // Sockets are gone, but handlers cut off at the grace period may still be recording a channel's answer: let them.
+    const deadline = Date.now() + grace;
+    while (this.inFlight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.inFlight.count > 0) this.logger.warn({ in_flight: this.inFlight.count }, 'stopping with requests still running');
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     while (this.polling) await new Promise((r) => setTimeout(r, 10));

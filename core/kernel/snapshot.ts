@@ -30,6 +30,7 @@ export interface CapabilityEntry {
   plugin: string;
   instance: CapabilityInstance | null;
   error: string | null;
+  http: KernelChannelHttp | null;
 }
 
 export interface PluginProblem {
@@ -86,11 +87,16 @@ export class ConfigSnapshot {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    // A plugin's dispose may throw or return anything: it must never take the gateway down.
+    const disposeQuietly = (instance: { dispose(): Promise<void> } | null) => Promise.resolve().then(() => instance?.dispose()).catch(() => undefined);
     for (const a of this.accounts.values()) {
-      await a.instance?.dispose().catch(() => undefined);
+      await disposeQuietly(a.instance);
       a.http?.dispose();
     }
-    for (const c of this.capabilities) await c.instance?.dispose().catch(() => undefined);
+    for (const c of this.capabilities) {
+      await disposeQuietly(c.instance);
+      c.http?.dispose();
+    }
   }
 }
 
@@ -163,7 +169,7 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
   for (const [name, cap] of Object.entries(config.capabilities)) {
     if (!cap.enabled) continue;
     const pluginName = cap.plugin ?? name;
-    const entry: CapabilityEntry = { name, plugin: pluginName, instance: null, error: null };
+    const entry: CapabilityEntry = { name, plugin: pluginName, instance: null, error: null, http: null };
     capabilities.push(entry);
     try {
       const plugin = await moduleFor(pluginName);
@@ -174,9 +180,8 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
       const logger = deps.logger.child({ plugin: pluginName });
       const dataDir = join(source.dataDir, 'plugins', pluginName);
       mkdirSync(dataDir, { recursive: true });
-      entry.instance = await capability.create(parsed.data, {
-        logger, http: new KernelChannelHttp(name, 10_000, logger, deps.metrics), dataDir, configDir: source.dir, publicUrl: deps.publicUrl,
-      });
+      entry.http = new KernelChannelHttp(name, 10_000, logger, deps.metrics);
+      entry.instance = await capability.create(parsed.data, { logger, http: entry.http, dataDir, configDir: source.dir, publicUrl: deps.publicUrl });
     } catch (err) {
       entry.error = (err as Error).message;
       problems.push({ name: `capabilities.${name}`, kind: 'capability', reason: entry.error });

@@ -122,7 +122,9 @@ export class PaymentService {
       if (i > 0) {
         // Failover: the previous attempt provably created nothing, so this payment moves to the next account,
         // durably and with the attempts so far, before that account is called.
-        await this.store.write((w) => this.store.payments.update(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()));
+        const moved = await this.store.write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()));
+        // Closed (or settled) meanwhile: no new order may be opened for it.
+        if (!moved) return (await this.store.payments.get(this.store.reads, id))!;
       }
       const started = performance.now();
       this.routingState.account(entry.name).breaker.onSend();
@@ -137,7 +139,7 @@ export class PaymentService {
         if (result.status !== 'failed') this.routingState.recordUsage(entry.name, payment.amount, routingTable.day(Date.now()));
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
-        return await this.recordCreateOutcome(payment, routing, result, snapshot.config.poller.backoff_s);
+        return await this.recordCreateOutcome(snapshot, payment, routing, result, snapshot.config.poller.backoff_s);
       } catch (err) {
         const latency = Math.round(performance.now() - started);
         const channelError = err instanceof ChannelError ? err : new ChannelError('unknown', (err as Error).message, true);
@@ -160,10 +162,19 @@ export class PaymentService {
     throw new Error('unreachable: the candidate loop always returns');
   }
 
-  private async recordCreateOutcome(payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, backoffS: readonly number[]): Promise<PaymentRecord> {
-    await this.store.write((w) => this.store.payments.update(w, payment.id, {
+  private async recordCreateOutcome(snapshot: ConfigSnapshot, payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, backoffS: readonly number[]): Promise<PaymentRecord> {
+    const stillPending = await this.store.write((w) => this.store.payments.updateIfPending(w, payment.id, {
       routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, backoffS),
     }, Date.now()));
+    if (!stillPending && result.status === 'pending') {
+      // The merchant closed the payment while the channel was creating the order: close that order too.
+      const current = (await this.store.payments.get(this.store.reads, payment.id))!;
+      if (current.status === 'closed') {
+        await this.accountFor(snapshot, current)?.instance!.closePayment(this.referenceOf(current)).catch((err: Error) =>
+          this.logger.error({ payment_id: payment.id, err: err.message }, 'could not close the order of a payment closed during creation'));
+      }
+      return current;
+    }
     if (result.status === 'pending') return (await this.store.payments.get(this.store.reads, payment.id))!;
     return this.applyPaymentResult(payment.id, result, 'create');
   }
@@ -222,15 +233,19 @@ export class PaymentService {
     const updated = await this.store.transaction(async (tx) => {
       const refund = await this.store.payments.getRefund(tx, refundId);
       if (!refund) throw new ApiError('refund_not_found', `no refund ${refundId}`);
-      if (refund.status !== 'pending' || result.status === 'pending') {
-        if (result.channelRefundNo && refund.status === 'pending') await this.store.payments.transitionRefund(tx, refundId, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo }, Date.now(), source);
-        return refund;
-      }
+      const lateSuccess = refund.status === 'failed' && result.status === 'succeeded';
+      if ((refund.status !== 'pending' && !lateSuccess) || result.status === 'pending') return refund;
       const now = Date.now();
       const payment = (await this.store.payments.get(tx, refund.paymentId))!;
       const to = result.status;
+      if (lateSuccess) {
+        // The channel refunded after reporting a failure (e.g. WeChat's REFUND.ABNORMAL resolved): the money left, so record it, loudly.
+        const room = payment.amount - payment.amountRefunded;
+        await this.raiseAlert(tx, room >= refund.amount ? 'refund_succeeded_after_failure' : 'over_refund', refundId, { payment_id: payment.id, amount: refund.amount, room, source });
+        if (room < refund.amount) return refund;
+      }
       const feeReturned = to === 'succeeded' ? feeReturnedFor(payment.fee, payment.amount, payment.amountRefunded, refund.amount) : 0;
-      const changed = await this.store.payments.transitionRefund(tx, refundId, ['pending'], to, {
+      const changed = await this.store.payments.transitionRefund(tx, refundId, [refund.status], to, {
         channelRefundNo: result.channelRefundNo ?? null,
         failure: result.failure ? { code: result.failure.code, message: result.failure.message, channel_code: result.failure.channelCode } : undefined,
         succeededAt: to === 'succeeded' ? (result.succeededAt?.getTime() ?? now) : undefined,
@@ -333,6 +348,8 @@ export class PaymentService {
       id, paymentId, merchantId: payment.merchantId, outRefundNo: input.out_refund_no, amount: input.amount, reason: input.reason ?? null,
       // Our refund number at the channel, fixed at creation: notifications and queries are matched by it.
       status: 'pending', channelRefundNo: channelRefundNo(id), failure: null, feeReturned: 0, createdAt: now, updatedAt: now, succeededAt: null,
+      // Scheduled for a channel query from the start: if this process dies before the channel answers, the poller finds out.
+      nextCheckAt: now + (snapshot.config.channels[account.name]?.timeout_ms ?? 10_000) + 5_000,
     };
     // The check and the insert share one write transaction; writes are serialised, so two concurrent refunds cannot both pass.
     await this.store.transaction(async (tx) => {
@@ -433,8 +450,9 @@ export class PaymentService {
     const due = await this.store.payments.listDueForCheck(this.store.reads, now, limit);
     for (const p of due) {
       const account = this.accountFor(snapshot, p);
-      if (!account) continue;
       try {
+        // An account that is not serving now (disabled, failed on reload) is asked again later; the row is rescheduled below.
+        if (!account) throw new ChannelError('channel_unavailable', `account ${p.channelAccount} is not serving`, true);
         const result = await account.instance!.queryPayment(this.referenceOf(p));
         const after = await this.applyPaymentResult(p.id, result, 'poller');
         if (after.status !== 'pending') continue;
@@ -458,9 +476,20 @@ export class PaymentService {
     for (const r of refunds) {
       const payment = (await this.store.payments.get(this.store.reads, r.paymentId))!;
       const account = this.accountFor(snapshot, payment);
-      if (!account) continue;
       try {
-        const result = await account.instance!.queryRefund({ channelRefundNo: channelRefundNo(r.id), payment: this.referenceOf(payment), amount: r.amount, createdAt: new Date(r.createdAt) });
+        if (!account) throw new ChannelError('channel_unavailable', `account ${payment.channelAccount} is not serving`, true);
+        let result: ChannelRefundResult;
+        try {
+          result = await account.instance!.queryRefund({ channelRefundNo: r.channelRefundNo ?? channelRefundNo(r.id), payment: this.referenceOf(payment), amount: r.amount, createdAt: new Date(r.createdAt) });
+        } catch (err) {
+          if (!(err instanceof ChannelError && err.code === 'order_not_found')) throw err;
+          // The channel never received the refund (the request was lost, or we stopped before sending it): send it
+          // again under the same refund number, which every channel deduplicates on, so it cannot be paid twice.
+          result = await account.instance!.refund({
+            refundId: r.id, channelRefundNo: r.channelRefundNo ?? channelRefundNo(r.id), payment: this.referenceOf(payment), amount: r.amount,
+            reason: r.reason ?? undefined, notifyUrl: notifyUrlFor(snapshot, account.name), createdAt: new Date(r.createdAt),
+          });
+        }
         const after = await this.applyRefundResult(r.id, result, 'poller');
         if (after.status !== 'pending') continue;
       } catch (err) {

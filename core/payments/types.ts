@@ -70,6 +70,8 @@ export interface RefundRecord {
   createdAt: number;
   updatedAt: number;
   succeededAt: number | null;
+  /** When the poller should next ask the channel about a pending refund. */
+  nextCheckAt?: number | null;
 }
 
 export type MerchantStatus = 'pending_review' | 'active' | 'rejected' | 'suspended';

@@ -56,7 +56,7 @@ interface CompiledRule {
   weightSlots: Uint8Array | null;
   exploration: number;
   /** Conditions other than pay method, currency, merchant and amount; null when there are none. */
-  extra: ((input: RoutingInput, region: string | null, localMs: number) => boolean) | null;
+  extra: ((input: RoutingInput, regions: readonly string[] | null, localMs: number) => boolean) | null;
   amountMin: number;
   amountMax: number;
   matchesAnyMerchant: boolean;
@@ -137,9 +137,10 @@ export class CompiledRouting {
   /** pay method → currency → bucket: two lookups by the input's own strings, nothing concatenated per decision. */
   private readonly buckets = new Map<string, Map<string, Bucket>>();
   private readonly pins: Map<string, Set<number>>;
+  /** IPv4 space cut into non-overlapping ranges, each with every region containing it (blocks may nest). */
   private readonly regionStarts: Float64Array;
   private readonly regionEnds: Float64Array;
-  private readonly regionNames: string[];
+  private readonly regionSets: Array<readonly string[]>;
   private readonly out: DecisionBuffer;
   private readonly costs: Float64Array;
   private readonly rates: Float64Array;
@@ -165,20 +166,26 @@ export class CompiledRouting {
     this.payMethods = payMethods;
     this.pins = new Map(Object.entries(config.pins).map(([merchant, names]) => [merchant, new Set(names.map((n) => this.accountIndex.get(n) ?? -1))]));
 
-    const regions: Array<[number, number, string]> = [];
-    for (const [name, blocks] of Object.entries(config.regions)) {
-      for (const block of blocks) {
-        const [ip, bits] = block.split('/');
+    const blocks: Array<[number, number, string]> = [];
+    for (const [name, cidrs] of Object.entries(config.regions)) {
+      for (const cidr of cidrs) {
+        const [ip, bits] = cidr.split('/');
         const base = parseIpv4(ip!);
         const size = 2 ** (32 - Number(bits));
         const start = base - (base % size);
-        regions.push([start, start + size - 1, name]);
+        blocks.push([start, start + size - 1, name]);
       }
     }
-    regions.sort((a, b) => a[0] - b[0]);
-    this.regionStarts = Float64Array.from(regions.map((r) => r[0]));
-    this.regionEnds = Float64Array.from(regions.map((r) => r[1]));
-    this.regionNames = regions.map((r) => r[2]);
+    const cuts = [...new Set(blocks.flatMap(([start, end]) => [start, end + 1]))].sort((a, b) => a - b);
+    const ranges: Array<[number, number, string[]]> = [];
+    for (let k = 0; k + 1 < cuts.length; k++) {
+      const [start, end] = [cuts[k]!, cuts[k + 1]! - 1];
+      const names = [...new Set(blocks.filter(([s0, e0]) => s0 <= start && end <= e0).map(([, , n]) => n))];
+      if (names.length) ranges.push([start, end, names]);
+    }
+    this.regionStarts = Float64Array.from(ranges.map((r) => r[0]));
+    this.regionEnds = Float64Array.from(ranges.map((r) => r[1]));
+    this.regionSets = ranges.map((r) => r[2]);
 
     this.rules = config.rules.map((r, i) => this.compileRule(r, i));
     const nRules = this.rules.length;
@@ -233,7 +240,7 @@ export class CompiledRouting {
 
   private compileRule(r: RoutingRuleConfig, index: number): CompiledRule {
     const targets = r.targets.map((t) => (typeof t === 'string' ? { account: t, weight: 1 } : t));
-    const extras: Array<(input: RoutingInput, region: string | null, localMs: number) => boolean> = [];
+    const extras: Array<(input: RoutingInput, regions: readonly string[] | null, localMs: number) => boolean> = [];
     const m = r.match;
     const apps = asList(m.app);
     if (apps) {
@@ -248,7 +255,7 @@ export class CompiledRouting {
     const regions = asList(m.payer_region);
     if (regions) {
       const set = new Set(regions);
-      extras.push((_i, region) => region !== null && set.has(region));
+      extras.push((_i, payerRegions) => payerRegions !== null && payerRegions.some((r) => set.has(r)));
     }
     if (m.hours) {
       const { from, to } = m.hours;
@@ -289,7 +296,8 @@ export class CompiledRouting {
     };
   }
 
-  regionOf(ip: string | undefined): string | null {
+  /** Every region whose blocks contain the IP, or null. */
+  regionOf(ip: string | undefined): readonly string[] | null {
     if (!ip || this.regionStarts.length === 0) return null;
     const value = parseIpv4(ip);
     if (value < 0) return null;
@@ -303,7 +311,7 @@ export class CompiledRouting {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return found >= 0 && value <= this.regionEnds[found]! ? this.regionNames[found]! : null;
+    return found >= 0 && value <= this.regionEnds[found]! ? this.regionSets[found]! : null;
   }
 
   /** The first rule that matches, or -1. */
@@ -495,7 +503,7 @@ function sortBy(ids: Int32Array, keys: Float64Array, n: number, ascending: boole
   }
 }
 
-function firstInSet(set: RuleSet, input: RoutingInput, region: string | null, localMs: number, bestSoFar: number): number {
+function firstInSet(set: RuleSet, input: RoutingInput, region: readonly string[] | null, localMs: number, bestSoFar: number): number {
   let best = bestSoFar;
   if (set.segments) {
     const r = set.segments.rule[segmentOf(set.segments, input.amount)]!;
@@ -619,9 +627,12 @@ type Match = RoutingRuleConfig['match'];
 export function covers(a: Match, b: Match, config: RoutingConfig, payMethods: ReadonlySet<string>): boolean {
   const universe = [...payMethods];
   const methodsOf = (m: Match) => universe.filter((pm) => patternMatches(m.pay_method, pm));
+  const bMethods = methodsOf(b);
+  // Pay methods of accounts that failed to load are unknown here: never call such a rule shadowed.
+  if (bMethods.length === 0) return false;
   if (a.pay_method !== undefined) {
     const am = new Set(methodsOf(a));
-    if (!methodsOf(b).every((pm) => am.has(pm))) return false;
+    if (!bMethods.every((pm) => am.has(pm))) return false;
   }
   if ((a.amount_min ?? 0) > (b.amount_min ?? 0)) return false;
   if ((a.amount_max ?? Infinity) < (b.amount_max ?? Infinity)) return false;

@@ -1,7 +1,7 @@
 import type { CompiledRouting, RoutingInput } from './engine.js';
 
 export interface RouteExplanation {
-  input: { pay_method: string; amount: number; currency: string; merchant: string; region: string | null };
+  input: { pay_method: string; amount: number; currency: string; merchant: string; regions: readonly string[] | null };
   rule: { index: number; name: string; strategy: string } | null;
   /** Accounts in the order a payment would try them. */
   order: string[];
@@ -42,7 +42,7 @@ export function explainRoute(routing: CompiledRouting, input: RoutingInput): Rou
     ? `rule ${rule.index} "${rule.name}" matched (${rule.strategy}${rule.strategy === 'weighted' ? ': the first place is a weighted draw' : ''})`
     : 'no rule matched: every account serving the pay method, in config order';
   return {
-    input: { pay_method: input.payMethod, amount: input.amount, currency: input.currency, merchant: input.merchantId, region: routing.regionOf(input.clientIp) },
+    input: { pay_method: input.payMethod, amount: input.amount, currency: input.currency, merchant: input.merchantId, regions: routing.regionOf(input.clientIp) },
     rule: rule && { index: rule.index, name: rule.name, strategy: rule.strategy },
     order,
     targets,

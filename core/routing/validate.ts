@@ -29,6 +29,14 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
     if (rule.strategy === 'weighted' && weightSum === 0) problems.push(`${at}.targets: weights sum to 0`);
     const { amount_min: min, amount_max: max } = rule.match;
     if (min !== undefined && max !== undefined && min > max) problems.push(`${at}.match.amount_min: greater than amount_max, the rule can never match`);
+    const { dates } = rule.match;
+    if (dates) {
+      for (const field of ['from', 'to'] as const) {
+        const d = new Date(`${dates[field]}T00:00:00Z`);
+        if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== dates[field]) problems.push(`${at}.match.dates.${field}: ${dates[field]} is not a calendar date`);
+      }
+      if (dates.from > dates.to) problems.push(`${at}.match.dates: from is after to, the rule can never match`);
+    }
     for (const g of [rule.match.merchant_group ?? []].flat()) if (!config.groups[g]) problems.push(`${at}.match.merchant_group: no group named ${g}`);
     for (const r of [rule.match.payer_region ?? []].flat()) if (!config.regions[r]) problems.push(`${at}.match.payer_region: no region named ${r}`);
   });

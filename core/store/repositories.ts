@@ -161,6 +161,13 @@ export class PaymentRepository {
     await tx.run(`UPDATE payments SET updated_at = ?, ${sets.join(', ')} WHERE id = ?`, [now, ...values, id]);
   }
 
+  /** Like update, but only while the payment is still pending; returns whether it was. */
+  async updateIfPending(tx: Tx, id: string, update: PaymentUpdate, now: number): Promise<boolean> {
+    const { sets, values } = updateClause(update);
+    const res = await tx.run(`UPDATE payments SET updated_at = ?${sets.length ? ', ' + sets.join(', ') : ''} WHERE id = ? AND status = 'pending'`, [now, ...values, id]);
+    return res.changes === 1;
+  }
+
   async addRefunded(tx: Tx, id: string, amount: number, now: number): Promise<boolean> {
     const res = await tx.run('UPDATE payments SET amount_refunded = amount_refunded + ?, updated_at = ? WHERE id = ? AND amount_refunded + ? <= amount', [amount, now, id, amount]);
     return res.changes === 1;
@@ -182,7 +189,7 @@ export class PaymentRepository {
     await tx.run(
       `INSERT INTO refunds (id, payment_id, merchant_id, out_refund_no, amount, reason, status, channel_refund_no, failure, fee_returned, created_at, updated_at, succeeded_at, next_check_at, status_source)
        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'create')`,
-      [r.id, r.paymentId, r.merchantId, r.outRefundNo, r.amount, r.reason, r.status, r.channelRefundNo, r.failure === null ? null : j(r.failure), r.feeReturned, r.createdAt, r.updatedAt, r.succeededAt, null],
+      [r.id, r.paymentId, r.merchantId, r.outRefundNo, r.amount, r.reason, r.status, r.channelRefundNo, r.failure === null ? null : j(r.failure), r.feeReturned, r.createdAt, r.updatedAt, r.succeededAt, r.nextCheckAt ?? null],
     );
   }
 

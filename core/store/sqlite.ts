@@ -5,9 +5,23 @@ import { dirname } from 'node:path';
 export type SqlValue = string | number | bigint | null | Buffer;
 export type Row = Record<string, SqlValue>;
 
-/** One sqlite connection with promise methods. */
+/**
+ * One sqlite connection with promise methods. Statements are prepared once per SQL text and
+ * reused: preparing (parsing) the SQL on every call was the store's largest CPU cost.
+ */
 class Connection {
+  private readonly statements = new Map<string, sqlite3.Statement>();
+
   constructor(private readonly db: sqlite3.Database) {}
+
+  private statement(sql: string): sqlite3.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
 
   static open(path: string, mode: number): Promise<Connection> {
     return new Promise((resolve, reject) => {
@@ -17,22 +31,21 @@ class Connection {
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<{ changes: number; lastID: number }> {
     return new Promise((resolve, reject) => {
-      this.db.run(sql, params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
+      this.statement(sql).run(params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
         if (err) reject(err);
         else resolve({ changes: this.changes, lastID: this.lastID });
       });
     });
   }
 
-  get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
-    return new Promise((resolve, reject) => {
-      this.db.get(sql, params as SqlValue[], (err: Error | null, row: T) => (err ? reject(err) : resolve(row)));
-    });
+  /** Reads through all(), which steps to the end and resets the statement, so no read transaction stays open. */
+  async get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    return (await this.all<T>(sql, params))[0];
   }
 
   all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
     return new Promise((resolve, reject) => {
-      this.db.all(sql, params as SqlValue[], (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
+      this.statement(sql).all(params as SqlValue[], (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
     });
   }
 
@@ -40,8 +53,10 @@ class Connection {
     return new Promise((resolve, reject) => this.db.exec(sql, (err) => (err ? reject(err) : resolve())));
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
+  async close(): Promise<void> {
+    await Promise.all([...this.statements.values()].map((s) => new Promise<void>((resolve) => s.finalize(() => resolve()))));
+    this.statements.clear();
+    await new Promise<void>((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
   }
 }
 
@@ -69,7 +84,7 @@ export class SqliteDatabase {
   static async open(path: string): Promise<SqliteDatabase> {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const writer = await Connection.open(path, sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_FULLMUTEX);
-    await writer.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;');
+    await writer.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;');
     const reader = await Connection.open(path, sqlite3.OPEN_READONLY | sqlite3.OPEN_FULLMUTEX);
     await reader.exec('PRAGMA busy_timeout=5000; PRAGMA query_only=ON;');
     return new SqliteDatabase(writer, reader, path);

@@ -223,3 +223,81 @@ test.serial('every payment and refund transition has its audit row, written with
     await env.close();
   }
 });
+
+test.serial('a payment closed while its first channel is failing over opens no order at the next channel', async (t) => {
+  const env = await startGateway(fixtureConfig(`  slow_refuser:
+    plugin: fixture
+    sandbox: true
+    config: { secret: fixture-secret-4, behaviour: refuse, delay_ms: 400 }
+routing:
+  rules:
+    - name: slow_first
+      match: { pay_method: wechat.native }
+      targets: [slow_refuser, fixture_main]
+`));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const before = fixtureCalls.length;
+    const creating = client.request('POST', '/v1/payments', order('close-during-failover', { pay_method: 'wechat.native' }));
+    const id = await waitUntil(async () => (await env.gw.store.payments.getByOutTradeNo(env.gw.store.reads, client.creds.appId, 'close-during-failover'))?.id);
+    const closed = await client.request('POST', `/v1/payments/${id}/close`);
+    t.is(closed.json.status, 'closed');
+    const created = await creating;
+    t.is(created.json.status, 'closed');
+    t.deepEqual(fixtureCalls.slice(before).map((c) => c.account), ['slow_refuser'], 'fixture_main was never asked');
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('a refund the channel confirms after reporting it failed is recorded, with an alert', async (t) => {
+  const env = await startGateway(fixtureConfig().replace('secret: fixture-secret-1', 'secret: fixture-secret-1\n      refund_behaviour: fail'));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const created = await client.request('POST', '/v1/payments', order('late-refund'));
+    await client.request('POST', `/v1/sandbox/payments/${created.json.id}/pay`);
+    const refund = await client.request('POST', `/v1/payments/${created.json.id}/refunds`, { out_refund_no: 'lr1', amount: 200 });
+    t.is(refund.json.status, 'failed');
+    const after = await env.gw.payments.applyRefundResult(refund.json.id, { status: 'succeeded' }, 'notification');
+    t.is(after.status, 'succeeded');
+    t.is((await client.request('GET', `/v1/payments/${created.json.id}`)).json.amount_refunded, 200);
+    const alerts = await admin(env.gw, 'GET', '/admin/alerts');
+    t.true(alerts.json.data.some((a: any) => a.kind === 'refund_succeeded_after_failure' && a.object_id === refund.json.id));
+    t.true((await admin(env.gw, 'GET', '/admin/ledger/verify')).json.ok);
+    // No room left: a late success that would exceed the amount is refused and raised.
+    const full = await client.request('POST', `/v1/payments/${created.json.id}/refunds`, { out_refund_no: 'lr2', amount: 300 });
+    t.is(full.json.status, 'failed');
+    await env.gw.store.transaction((tx) => tx.run('UPDATE payments SET amount_refunded = amount WHERE id = ?', [created.json.id]));
+    const refused = await env.gw.payments.applyRefundResult(full.json.id, { status: 'succeeded' }, 'notification');
+    t.is(refused.status, 'failed');
+    t.true((await admin(env.gw, 'GET', '/admin/alerts')).json.data.some((a: any) => a.kind === 'over_refund' && a.object_id === full.json.id));
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('payments on an account that stopped serving do not stall the poller for the others', async (t) => {
+  const env = await startGateway(fixtureConfig(`  doomed:
+    plugin: fixture
+    sandbox: true
+    config: { secret: fixture-secret-5 }
+routing:
+  rules:
+    - name: doomed_first
+      match: { pay_method: wechat.native }
+      targets: [doomed]
+`).replace('  interval_ms: 200', '  interval_ms: 100'));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    for (let i = 0; i < 55; i++) await client.request('POST', '/v1/payments', order(`doomed-${i}`, { pay_method: 'wechat.native' }));
+    writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace('secret: fixture-secret-5 }', 'secret: fixture-secret-5 }\n    enabled: false').replace('targets: [doomed]', 'targets: [fixture_main]'));
+    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200, 'disabling an account is a valid reload');
+    const live = await client.request('POST', '/v1/payments', order('live-1'));
+    const pa = await env.gw.store.payments.get(env.gw.store.reads, live.json.id);
+    settleSilently('fixture_main', pa!.channelOrderNo!);
+    await waitUntil(async () => ((await env.gw.store.payments.get(env.gw.store.reads, live.json.id))?.status === 'succeeded' ? true : undefined), 15_000);
+    t.pass();
+  } finally {
+    await env.close();
+  }
+});

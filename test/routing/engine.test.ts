@@ -20,10 +20,11 @@ test('priority: targets in order, unusable ones skipped; no rule → every servi
 test('matching: wildcards, amount ranges, currency, merchant, app, tags, groups, regions, hours, dates, metadata', (t) => {
   const { routing, problems } = compile({
     groups: { vip: ['mch_vip'] },
-    regions: { shanghai: ['101.80.0.0/13'] },
+    regions: { shanghai: ['101.80.0.0/13'], china: ['101.0.0.0/8'] },
     rules: [
       { name: 'meta', match: { metadata: { campaign: 'double11', vip: '*' } }, targets: ['m'] },
       { name: 'region', match: { payer_region: 'shanghai' }, targets: ['r'] },
+      { name: 'china', match: { payer_region: 'china', pay_method: 'alipay.qr' }, targets: ['r'] },
       { name: 'group', match: { merchant_group: 'vip' }, targets: ['g'] },
       { name: 'tag', match: { merchant_tag: ['food'] }, targets: ['t'] },
       { name: 'app', match: { app: 'app_special' }, targets: ['p'] },
@@ -40,6 +41,8 @@ test('matching: wildcards, amount ranges, currency, merchant, app, tags, groups,
   t.is(rule({ metadata: { campaign: 'double11' } }), 'rest');
   t.is(rule({ clientIp: '101.81.2.3' }), 'region');
   t.is(rule({ clientIp: '8.8.8.8' }), 'rest');
+  t.is(rule({ clientIp: '101.81.2.3', payMethod: 'alipay.qr' }), 'region', 'nested blocks: in both regions, the first rule wins');
+  t.is(rule({ clientIp: '101.200.0.1', payMethod: 'alipay.qr' }), 'china', 'the outer block still matches outside the inner one');
   t.is(rule({ merchantId: 'mch_vip' }), 'group');
   t.is(rule({ merchantTags: ['retail', 'food'] }), 'tag');
   t.is(rule({ appId: 'app_special' }), 'app');

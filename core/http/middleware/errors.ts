@@ -24,7 +24,7 @@ function toApiError(err: unknown): ApiError {
   const e = err as { status?: number; type?: string; expose?: boolean; message?: string };
   if (e.type === 'entity.too.large') return new ApiError('body_too_large', 'request body is larger than the configured limit');
   if (e.type === 'request.aborted') return new ApiError('invalid_request', 'request body was aborted');
-  if (e.status === 405) return new ApiError('method_not_allowed', e.message ?? 'method not allowed');
+  if (e.status === 405 || e.status === 501) return new ApiError('method_not_allowed', e.message ?? 'method not allowed');
   if (e.status === 404) return new ApiError('not_found', e.message ?? 'not found');
   if (e.status && e.status < 500 && e.expose) return new ApiError('invalid_request', e.message ?? 'bad request');
   return new ApiError('internal_error', 'internal error');

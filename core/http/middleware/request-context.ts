@@ -11,8 +11,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * Outermost middleware: request id (carried by async context into every log line and channel
  * call), the config snapshot the request runs on, latency metrics and one access log line.
  */
-export function requestContext(runtime: ConfigRuntime, metrics: Metrics, logger: Logger): CorbelMiddleware {
+export function requestContext(runtime: ConfigRuntime, metrics: Metrics, logger: Logger, inFlight: { count: number }): CorbelMiddleware {
   return async (ctx, next) => {
+    inFlight.count++;
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : newId('req');
     ctx.state.requestId = requestId;
@@ -23,6 +24,7 @@ export function requestContext(runtime: ConfigRuntime, metrics: Metrics, logger:
     try {
       await requestScope.run({ requestId }, next);
     } finally {
+      inFlight.count--;
       snapshot.release();
       const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       const seconds = (performance.now() - started) / 1000;
