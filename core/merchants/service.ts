@@ -117,12 +117,14 @@ export class MerchantService {
     if (!knownAccounts.has(account)) throw new ApiError('invalid_request', `no channel account ${account} in the config`, 'account');
     const b: BindingRecord = { merchantId, account, subMerchantId: input.sub_merchant_id ?? null, params: input.params ?? {}, createdAt: Date.now() };
     await this.store.transaction((tx) => this.store.merchants.upsertBinding(tx, b));
+    this.changed(merchantId);
     return b;
   }
 
   async unbind(merchantId: string, account: string): Promise<void> {
     const removed = await this.store.transaction((tx) => this.store.merchants.deleteBinding(tx, merchantId, account));
     if (!removed) throw new ApiError('not_found', `merchant ${merchantId} is not bound to ${account}`, 'account');
+    this.changed(merchantId);
   }
 
   listBindings(merchantId: string): Promise<BindingRecord[]> {

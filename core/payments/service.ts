@@ -11,7 +11,7 @@ import { feeFor, feeReturnedFor, paymentSucceededLines, refundSucceededLines } f
 import { enqueueEvent, type EventType } from '../webhooks/events.js';
 import type { Metrics } from '../ops/metrics.js';
 import { paymentToApi, refundToApi } from './present.js';
-import type { AppRecord, MerchantRecord, PaymentRecord, PaymentStatus, RefundRecord, RoutingTrace } from './types.js';
+import type { AppRecord, BindingRecord, MerchantRecord, PaymentRecord, PaymentStatus, RefundRecord, RoutingTrace } from './types.js';
 import { nextCheckDelay, paymentTransitionFor } from './state.js';
 
 export interface CreatePaymentInput {
@@ -36,6 +36,8 @@ export interface CreateRefundInput {
 export interface Caller {
   merchant: MerchantRecord;
   app: AppRecord;
+  /** The merchant's channel-account bindings, when the caller already has them (auth caches them). */
+  bindings?: readonly BindingRecord[];
 }
 
 /** Wakes the webhook dispatcher after a commit that enqueued events. */
@@ -79,7 +81,7 @@ export class PaymentService {
       if (!verdict.allow) throw new ApiError('risk_rejected', verdict.message, undefined, { capability: cap.name, code: verdict.code });
     }
 
-    const bindings = await this.store.merchants.listBindings(this.store.reads, caller.merchant.id);
+    const bindings = caller.bindings ?? (await this.store.merchants.listBindings(this.store.reads, caller.merchant.id));
     const now = Date.now();
     const routingTable = snapshot.routing;
     const buffer = routingTable.decide({
@@ -125,6 +127,7 @@ export class PaymentService {
         const moved = await this.store.write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()));
         // Closed (or settled) meanwhile: no new order may be opened for it.
         if (!moved) return (await this.store.payments.get(this.store.reads, id))!;
+        Object.assign(payment, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null });
       }
       const started = performance.now();
       this.routingState.account(entry.name).breaker.onSend();
@@ -166,6 +169,10 @@ export class PaymentService {
     const stillPending = await this.store.write((w) => this.store.payments.updateIfPending(w, payment.id, {
       routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, backoffS),
     }, Date.now()));
+    if (stillPending && result.status === 'pending') {
+      // Exactly what the update wrote: no need to read it back.
+      return { ...payment, routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? payment.channelTradeNo, updatedAt: Date.now() };
+    }
     if (!stillPending && result.status === 'pending') {
       // The merchant closed the payment while the channel was creating the order: close that order too.
       const current = (await this.store.payments.get(this.store.reads, payment.id))!;

@@ -67,13 +67,26 @@ export interface SqlExecutor {
   all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
 }
 
+interface WriteJob {
+  fn: (tx: SqlExecutor) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** At most this many queued transactions share one commit. */
+const MAX_GROUP = 64;
+
 /**
- * The embedded sqlite store: one writer connection whose transactions are serialised by an
- * in-process queue (sqlite allows one writer; interleaving BEGINs on one connection would merge
- * unrelated work into one transaction), and one reader connection that sees committed data only.
+ * The embedded sqlite store: one writer connection and one reader connection that sees committed
+ * data only. Writes are serialised by an in-process queue (sqlite has one writer, and interleaved
+ * BEGINs on one connection would merge unrelated work) and committed in groups: the transactions
+ * waiting when the writer frees up run one after another, each inside its own savepoint, under one
+ * COMMIT and one fsync. Each is acknowledged only after that COMMIT, so nothing is acknowledged
+ * before it is durable; one that fails is rolled back to its savepoint without touching the others.
  */
 export class SqliteDatabase {
-  private writeQueue: Promise<unknown> = Promise.resolve();
+  private readonly jobs: WriteJob[] = [];
+  private flushing: Promise<void> | null = null;
 
   private constructor(
     private readonly writer: Connection,
@@ -95,31 +108,66 @@ export class SqliteDatabase {
     return this.reader;
   }
 
-  /** Runs fn in one IMMEDIATE transaction; every write of the store goes through here. */
+  /** Runs fn atomically; every write of the store goes through here. Never call it from inside fn. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    const result = this.writeQueue.then(async () => {
-      await this.writer.exec('BEGIN IMMEDIATE');
-      try {
-        const value = await fn(this.writer);
-        await this.writer.exec('COMMIT');
-        return value;
-      } catch (err) {
-        await this.writer.exec('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.kick();
     });
-    this.writeQueue = result.catch(() => undefined);
-    return result;
   }
 
-  /**
-   * Runs one statement on the writer, in turn with the transactions: for writes that are a single
-   * statement (atomic on their own, triggers included), without the BEGIN/COMMIT round trips.
-   */
+  /** A write of one statement: the same guarantees as a transaction (it joins the group commit). */
   write<T>(fn: (w: SqlExecutor) => Promise<T>): Promise<T> {
-    const result = this.writeQueue.then(() => fn(this.writer));
-    this.writeQueue = result.catch(() => undefined);
-    return result;
+    return this.transaction(fn);
+  }
+
+  private kick(): void {
+    if (this.flushing) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = null;
+      if (this.jobs.length) this.kick();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.jobs.length) {
+      const group = this.jobs.splice(0, MAX_GROUP);
+      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+      try {
+        await this.writer.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        for (const job of group) job.reject(err);
+        continue;
+      }
+      for (const job of group) {
+        if (group.length === 1) {
+          outcomes.push(await job.fn(this.writer).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })));
+          continue;
+        }
+        await this.writer.exec('SAVEPOINT job');
+        try {
+          const value = await job.fn(this.writer);
+          await this.writer.exec('RELEASE job');
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          await this.writer.exec('ROLLBACK TO job; RELEASE job').catch(() => undefined);
+          outcomes.push({ ok: false, error });
+        }
+      }
+      const failedAlone = group.length === 1 && !outcomes[0]!.ok;
+      try {
+        await this.writer.exec(failedAlone ? 'ROLLBACK' : 'COMMIT');
+      } catch (err) {
+        await this.writer.exec('ROLLBACK').catch(() => undefined);
+        for (const job of group) job.reject(err);
+        continue;
+      }
+      group.forEach((job, k) => {
+        const o = outcomes[k]!;
+        if (o.ok) job.resolve(o.value);
+        else job.reject(o.error);
+      });
+    }
   }
 
   /**
@@ -143,7 +191,7 @@ export class SqliteDatabase {
   }
 
   async close(): Promise<void> {
-    await this.writeQueue;
+    while (this.flushing) await this.flushing;
     await this.reader.close();
     await this.writer.exec('PRAGMA wal_checkpoint(TRUNCATE)').catch(() => undefined);
     await this.writer.close();

@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { ApiError } from '../../errors.js';
 import type { Store } from '../../store/index.js';
-import type { AppRecord, MerchantRecord } from '../../payments/types.js';
+import type { AppRecord, BindingRecord, MerchantRecord } from '../../payments/types.js';
 import type { CorbelMiddleware } from '../state.js';
 
 export const AUTH_SCHEMES = { hmac: 'CORBEL-HMAC-SHA256', rsa: 'CORBEL-RSA-SHA256' } as const;
@@ -43,6 +43,7 @@ export function merchantSignedString(method: string, pathWithQuery: string, time
 interface CachedCaller {
   app: AppRecord;
   merchant: MerchantRecord;
+  bindings: BindingRecord[];
   hmacKey: Buffer | null;
   publicKey: KeyObject | null;
   expiresAt: number;
@@ -60,8 +61,9 @@ export class CallerCache {
     if (!app) return null;
     const merchant = await this.store.merchants.get(this.store.reads, app.merchantId);
     if (!merchant) return null;
+    const bindings = await this.store.merchants.listBindings(this.store.reads, merchant.id);
     const entry: CachedCaller = {
-      app, merchant,
+      app, merchant, bindings,
       hmacKey: app.hmacSecret ? Buffer.from(app.hmacSecret, 'utf8') : null,
       publicKey: app.publicKeyPem ? (hit?.app.publicKeyPem === app.publicKeyPem ? hit.publicKey : createPublicKey(app.publicKeyPem)) : null,
       expiresAt: Date.now() + this.ttlMs,
@@ -133,7 +135,7 @@ export function merchantAuth(store: Store, callers: CallerCache): CorbelMiddlewa
 
     if (caller.app.status !== 'active') throw new ApiError('app_disabled', `app ${auth.app_id} is disabled`);
     if (caller.merchant.status !== 'active') throw new ApiError('merchant_not_active', `merchant ${caller.merchant.id} is ${caller.merchant.status}; only active merchants may transact`);
-    ctx.state.caller = { app: caller.app, merchant: caller.merchant };
+    ctx.state.caller = { app: caller.app, merchant: caller.merchant, bindings: caller.bindings };
     await next();
   };
 }
