@@ -7,6 +7,7 @@ import type { GatewaySigner } from '../crypto/gateway-keys.js';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { CallerCache } from './middleware/merchant-auth.js';
+import type { NonceGuard } from './middleware/nonces.js';
 
 /** What the HTTP layer is given; resolved once from the container when the app is built. */
 export interface HttpServices {
@@ -19,6 +20,7 @@ export interface HttpServices {
   metrics: Metrics;
   logger: Logger;
   callers: CallerCache;
+  nonces: NonceGuard;
   adminToken: () => string | undefined;
   isDraining: () => boolean;
   /** Requests being handled now: shutdown waits for them before it closes the store. */

@@ -15,6 +15,7 @@ import { PaymentService } from '../payments/service.js';
 import { MerchantService } from '../merchants/service.js';
 import { WebhookDispatcher, type DispatcherSettings } from '../webhooks/dispatcher.js';
 import { CallerCache } from '../http/middleware/merchant-auth.js';
+import { NonceGuard } from '../http/middleware/nonces.js';
 import { buildApp } from '../http/app.js';
 import { ConfigRuntime } from './runtime.js';
 import { loadPlugin } from './plugin-loader.js';
@@ -54,6 +55,7 @@ export class Gateway {
     readonly metrics: Metrics,
     readonly adminToken: string | undefined,
     private readonly simulators: Map<string, RunningChannelSimulator>,
+    private readonly nonces: NonceGuard,
   ) {}
 
   static async start(opts: GatewayOptions = {}): Promise<Gateway> {
@@ -111,11 +113,13 @@ export class Gateway {
     const payments = scope.resolve(PaymentService);
     const merchants = scope.resolve(MerchantService);
     const callers = new CallerCache(store);
+    const nonces = new NonceGuard(store, logger);
+    await nonces.load();
     merchants.onChange((id) => callers.invalidateMerchant(id));
 
-    const gateway = new Gateway(server, url, store, runtime, payments, merchants, dispatcher, signer, logger, metrics, adminToken, simulators);
+    const gateway = new Gateway(server, url, store, runtime, payments, merchants, dispatcher, signer, logger, metrics, adminToken, simulators, nonces);
     const app = buildApp({
-      store, payments, merchants, runtime, signer, webhooks: dispatcher, metrics, logger, callers,
+      store, payments, merchants, runtime, signer, webhooks: dispatcher, metrics, logger, callers, nonces,
       adminToken: () => adminToken, isDraining: () => gateway.draining, inFlight: gateway.inFlight,
     });
     server.keepAliveTimeout = 5_000;
@@ -151,10 +155,8 @@ export class Gateway {
     this.pollTimer.unref();
     const maintain = async () => {
       const now = Date.now();
-      await this.store.transaction(async (tx) => {
-        await this.store.nonces.purge(tx, now);
-        await this.store.idempotency.purge(tx, now - 7 * 86_400_000);
-      }).catch((err: Error) => this.logger.warn({ err: err.message }, 'maintenance failed'));
+      await this.nonces.purge(now).catch((err: Error) => this.logger.warn({ err: err.message }, 'nonce purge failed'));
+      await this.store.transaction((tx) => this.store.idempotency.purge(tx, now - 7 * 86_400_000)).catch((err: Error) => this.logger.warn({ err: err.message }, 'maintenance failed'));
     };
     this.maintenanceTimer = setInterval(() => void maintain(), 60_000);
     this.maintenanceTimer.unref();
@@ -177,6 +179,7 @@ export class Gateway {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     while (this.polling) await new Promise((r) => setTimeout(r, 10));
+    await this.nonces.flush();
     await this.webhooks.stop();
     await this.runtime.stop();
     for (const sim of this.simulators.values()) await sim.close().catch(() => undefined);

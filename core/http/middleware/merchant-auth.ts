@@ -3,6 +3,7 @@ import { ApiError } from '../../errors.js';
 import type { Store } from '../../store/index.js';
 import type { AppRecord, BindingRecord, MerchantRecord } from '../../payments/types.js';
 import type { CorbelMiddleware } from '../state.js';
+import type { NonceGuard } from './nonces.js';
 
 export const AUTH_SCHEMES = { hmac: 'CORBEL-HMAC-SHA256', rsa: 'CORBEL-RSA-SHA256' } as const;
 
@@ -77,37 +78,13 @@ export class CallerCache {
   }
 }
 
-/** In-memory replay guard in front of the durable nonce table, so most replays never reach the store. */
-class RecentNonces {
-  private current = new Map<string, number>();
-  private previous = new Map<string, number>();
-  private rotatedAt = Date.now();
-  constructor(private readonly windowMs: number) {}
-
-  seen(key: string, now: number): boolean {
-    if (now - this.rotatedAt > this.windowMs) {
-      this.previous = this.current;
-      this.current = new Map();
-      this.rotatedAt = now;
-    }
-    const at = this.current.get(key) ?? this.previous.get(key);
-    return at !== undefined && now - at <= 2 * this.windowMs;
-  }
-
-  add(key: string, now: number): void {
-    this.current.set(key, now);
-  }
-}
-
 /**
  * Authenticates a merchant request: the app, the signature over the exact bytes, the timestamp
  * window and a nonce used once inside it, then that the merchant is active.
  */
-export function merchantAuth(store: Store, callers: CallerCache): CorbelMiddleware {
-  let recent: RecentNonces | null = null;
+export function merchantAuth(callers: CallerCache, nonces: NonceGuard): CorbelMiddleware {
   return async (ctx, next) => {
     const tolerance = ctx.state.snapshot.config.api.timestamp_tolerance_s;
-    recent ??= new RecentNonces(tolerance * 1000);
     const header = ctx.get('authorization');
     if (!header) throw new ApiError('missing_authorization', `send an Authorization header: ${AUTH_SCHEMES.hmac} or ${AUTH_SCHEMES.rsa} app_id="…",timestamp="…",nonce="…",signature="…"`);
     const auth = parseAuthorization(header);
@@ -127,11 +104,7 @@ export function merchantAuth(store: Store, callers: CallerCache): CorbelMiddlewa
     if (auth.scheme !== expectedScheme) throw new ApiError('invalid_signature', `app ${auth.app_id} signs with ${expectedScheme}`, 'signature');
     if (!signatureValid(caller, signed, auth.signature)) throw new ApiError('invalid_signature', 'signature does not match the request', 'signature');
 
-    const nonceKey = `${auth.app_id}\u0000${auth.nonce}`;
-    if (recent!.seen(nonceKey, now)) throw new ApiError('nonce_reused', 'nonce was already used inside the timestamp window', 'nonce');
-    recent!.add(nonceKey, now);
-    const fresh = await store.write((w) => store.nonces.use(w, auth.app_id, auth.nonce, now + 2 * tolerance * 1000, now));
-    if (!fresh) throw new ApiError('nonce_reused', 'nonce was already used inside the timestamp window', 'nonce');
+    if (!nonces.use(auth.app_id, auth.nonce, now + 2 * tolerance * 1000, now)) throw new ApiError('nonce_reused', 'nonce was already used inside the timestamp window', 'nonce');
 
     if (caller.app.status !== 'active') throw new ApiError('app_disabled', `app ${auth.app_id} is disabled`);
     if (caller.merchant.status !== 'active') throw new ApiError('merchant_not_active', `merchant ${caller.merchant.id} is ${caller.merchant.status}; only active merchants may transact`);

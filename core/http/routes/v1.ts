@@ -17,7 +17,7 @@ export function v1Router(s: HttpServices): Router<CorbelState> {
     ctx.body = { keys: [{ id: s.signer.keyId, algorithm: 'RSA-SHA256', public_key: s.signer.publicKeyPem }] };
   });
 
-  router.use(merchantAuth(s.store, s.callers));
+  router.use(merchantAuth(s.callers, s.nonces));
   router.use(idempotency(s.store));
 
   router.post('/payments', async (ctx) => {

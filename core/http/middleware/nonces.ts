@@ -1,0 +1,51 @@
+import type { Logger } from 'pino';
+import type { Store } from '../../store/index.js';
+
+/**
+ * Request nonces used inside the timestamp window. The check is in memory; the record is written
+ * behind, in batches, and reloaded at start, so a replay is refused across a restart too. Only a
+ * crash can lose the last batch (at most flushMs of nonces); a replayed request then still meets
+ * the natural keys (out_trade_no, out_refund_no) and the idempotency keys, so it cannot move money twice.
+ */
+export class NonceGuard {
+  private readonly live = new Map<string, number>();
+  private pending: Array<[string, string, number]> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: Store, private readonly logger: Logger, private readonly flushMs = 50) {}
+
+  async load(now = Date.now()): Promise<void> {
+    for (const n of await this.store.nonces.live(this.store.reads, now)) this.live.set(`${n.app_id}\u0000${n.nonce}`, n.expires_at);
+  }
+
+  /** Records the nonce; false when it is still live (a replay). */
+  use(appId: string, nonce: string, expiresAt: number, now: number): boolean {
+    const key = `${appId}\u0000${nonce}`;
+    const existing = this.live.get(key);
+    if (existing !== undefined && existing > now) return false;
+    this.live.set(key, expiresAt);
+    this.pending.push([appId, nonce, expiresAt]);
+    if (this.pending.length >= 256) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+    return true;
+  }
+
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return this.flushing;
+    this.flushing = this.flushing
+      .then(() => this.store.write((w) => this.store.nonces.insertMany(w, batch)))
+      .catch((err: Error) => this.logger.error({ err: err.message }, 'recording request nonces failed'));
+    return this.flushing;
+  }
+
+  /** Drops expired nonces from memory and the store. */
+  async purge(now = Date.now()): Promise<void> {
+    for (const [key, expiresAt] of this.live) if (expiresAt <= now) this.live.delete(key);
+    await this.store.write((w) => this.store.nonces.purge(w, now));
+  }
+}
