@@ -463,20 +463,6 @@ function collect(set: RuleSet, owning: Set<number>, seen: Set<number>, generic: 
   }
 }
 
-function ownerAt(s: SegmentTable, amount: number): number {
-  let lo = 0;
-  let hi = s.starts.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (s.starts[mid]! <= amount) {
-      found = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found < 0 ? -1 : s.rule[found]!;
-}
-
 function sameOwnerThroughout(s: SegmentTable, from: number, to: number, owner: number): boolean {
   for (let k = 0; k < s.starts.length; k++) {
     const start = s.starts[k]!;

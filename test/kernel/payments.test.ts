@@ -2,7 +2,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { startGateway, activeMerchant, MerchantClient, webhookReceiver, waitUntil, admin, type TestGateway } from '../helpers/gateway.js';
+import { startGateway, activeMerchant, MerchantClient, webhookReceiver, admin, type TestGateway } from '../helpers/gateway.js';
 
 const run = promisify(execFile);
 let env: TestGateway;

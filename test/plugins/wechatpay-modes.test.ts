@@ -1,6 +1,6 @@
 /** Service-provider mode, WeChat Pay public-key mode, the migration (both accepted) and lazy certificate refresh. */
 import test from 'ava';
-import { ChannelError, type ChannelAccount, type CreatePaymentRequest, type MerchantBinding, type PaymentReference } from '../../core/index.js';
+import { ChannelError, type CreatePaymentRequest, type MerchantBinding, type PaymentReference } from '../../core/index.js';
 import plugin from '../../plugins/wechatpay/index.js';
 import { chinaToday, orderNo, sleep, startHarness, type Harness } from './wechatpay.helpers.js';
 

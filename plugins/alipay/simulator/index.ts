@@ -46,7 +46,6 @@ export interface RunningSimulator {
 export const DEFAULT_NOTIFY_RETRY_DELAYS_MS = [1_000, 2_500, 2_500, 15_000, 30_000, 90_000, 225_000];
 
 /** Paths the API faults can hit (never /__sim). */
-const API_PATHS = ['/gateway.do', '/downloadBillFile.resource'];
 
 interface AppRuntime {
   app: Koa;

@@ -107,8 +107,6 @@ function digits(count: number): string {
 
 const TRADE_TYPE_BY_PATH: Record<string, TradeType> = { native: 'NATIVE', jsapi: 'JSAPI', app: 'APP', h5: 'MWEB' };
 const OUT_TRADE_NO_PATTERN = /^[0-9A-Za-z_\-|*]{6,32}$/;
-const PARTNER_PREFIX = '/v3/pay/partner/transactions';
-const DIRECT_PREFIX = '/v3/pay/transactions';
 
 export class WechatPaySimulator {
   readonly orders = new Map<string, Order>();
