@@ -86,6 +86,7 @@ interface RuleSet {
 
 interface Bucket {
   generic: RuleSet;
+  /** Per merchant with rules of its own: those rules and the generic ones together, so one lookup decides. */
   byMerchant: Map<string, RuleSet>;
 }
 
@@ -232,7 +233,7 @@ export class CompiledRouting {
         if (!this.buckets.has(method)) this.buckets.set(method, new Map());
         this.buckets.get(method)!.set(currency, {
           generic: buildRuleSet(generic),
-          byMerchant: new Map([...byMerchant].map(([m, rules]) => [m, buildRuleSet(rules)])),
+          byMerchant: new Map([...byMerchant].map(([m, rules]) => [m, buildRuleSet([...rules, ...generic].sort((a, b) => a.index - b.index))])),
         });
       }
     }
@@ -320,9 +321,8 @@ export class CompiledRouting {
     if (!bucket) return -1;
     const region = this.regionStarts.length ? this.regionOf(input.clientIp) : null;
     const localMs = input.now + this.offsetMinutes * 60_000;
-    let best = firstInSet(bucket.generic, input, region, localMs, Number.MAX_SAFE_INTEGER);
     const own = bucket.byMerchant.size ? bucket.byMerchant.get(input.merchantId) : undefined;
-    if (own) best = firstInSet(own, input, region, localMs, best);
+    const best = firstInSet(own ?? bucket.generic, input, region, localMs, Number.MAX_SAFE_INTEGER);
     return best === Number.MAX_SAFE_INTEGER ? -1 : best;
   }
 
@@ -427,7 +427,7 @@ export class CompiledRouting {
       for (const set of sets) {
         inAny = true;
         const covered = (s: RuleSet | undefined) => !!s?.segments && sameOwnerThroughout(s.segments, rule.amountMin, rule.amountMax, ruleIndex);
-        if (!covered(set) && !(set !== bucket.generic && covered(bucket.generic))) return false;
+        if (!covered(set)) return false;
       }
     }
     return inAny;
@@ -438,29 +438,18 @@ export class CompiledRouting {
     const owning = new Set<number>();
     const buckets = new Set<number>();
     for (const bucket of [...this.buckets.values()].flatMap((byCurrency) => [...byCurrency.values()])) {
-      const generic = bucket.generic;
-      collect(generic, owning, buckets, null);
-      for (const own of bucket.byMerchant.values()) collect(own, owning, buckets, generic);
+      collect(bucket.generic, owning, buckets);
+      for (const own of bucket.byMerchant.values()) collect(own, owning, buckets);
     }
     return { owning, buckets };
   }
 }
 
-/** Marks rules that own a segment; a merchant rule's segment counts only where no earlier generic rule owns it. */
-function collect(set: RuleSet, owning: Set<number>, seen: Set<number>, generic: RuleSet | null): void {
+/** Marks the rules of a set, and those that own at least one of its segments. */
+function collect(set: RuleSet, owning: Set<number>, seen: Set<number>): void {
   for (const m of set.members) seen.add(m);
   if (!set.segments) return;
-  const { starts, rule } = set.segments;
-  for (let k = 0; k < starts.length; k++) {
-    const r = rule[k]!;
-    if (r < 0) continue;
-    if (generic?.segments) {
-      const gEnd = k + 1 < starts.length ? starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
-      // The merchant rule loses this segment when earlier generic rules own all of it.
-      if (sameOwnerThroughout(generic.segments, starts[k]!, gEnd, r)) continue;
-    }
-    owning.add(r);
-  }
+  for (const r of set.segments.rule) if (r >= 0) owning.add(r);
 }
 
 function sameOwnerThroughout(s: SegmentTable, from: number, to: number, owner: number): boolean {
