@@ -69,6 +69,8 @@ export interface SqlExecutor {
 
 interface WriteJob {
   fn: (tx: SqlExecutor) => Promise<unknown>;
+  /** One statement: sqlite undoes a failed statement by itself, so it needs no savepoint of its own. */
+  singleStatement: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -110,15 +112,19 @@ export class SqliteDatabase {
 
   /** Runs fn atomically; every write of the store goes through here. Never call it from inside fn. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-      this.kick();
-    });
+    return this.enqueue(fn, false);
   }
 
-  /** A write of one statement: the same guarantees as a transaction (it joins the group commit). */
+  /** A write of exactly one statement: the same guarantees as a transaction, one round trip cheaper. */
   write<T>(fn: (w: SqlExecutor) => Promise<T>): Promise<T> {
-    return this.transaction(fn);
+    return this.enqueue(fn, true);
+  }
+
+  private enqueue<T>(fn: (tx: SqlExecutor) => Promise<T>, singleStatement: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.push({ fn, singleStatement, resolve: resolve as (value: unknown) => void, reject });
+      this.kick();
+    });
   }
 
   private kick(): void {
@@ -134,20 +140,20 @@ export class SqliteDatabase {
       const group = this.jobs.splice(0, MAX_GROUP);
       const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
       try {
-        await this.writer.exec('BEGIN IMMEDIATE');
+        await this.writer.run('BEGIN IMMEDIATE');
       } catch (err) {
         for (const job of group) job.reject(err);
         continue;
       }
       for (const job of group) {
-        if (group.length === 1) {
+        if (group.length === 1 || job.singleStatement) {
           outcomes.push(await job.fn(this.writer).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })));
           continue;
         }
-        await this.writer.exec('SAVEPOINT job');
+        await this.writer.run('SAVEPOINT job');
         try {
           const value = await job.fn(this.writer);
-          await this.writer.exec('RELEASE job');
+          await this.writer.run('RELEASE job');
           outcomes.push({ ok: true, value });
         } catch (error) {
           await this.writer.exec('ROLLBACK TO job; RELEASE job').catch(() => undefined);
@@ -156,7 +162,7 @@ export class SqliteDatabase {
       }
       const failedAlone = group.length === 1 && !outcomes[0]!.ok;
       try {
-        await this.writer.exec(failedAlone ? 'ROLLBACK' : 'COMMIT');
+        await this.writer.run(failedAlone ? 'ROLLBACK' : 'COMMIT');
       } catch (err) {
         await this.writer.exec('ROLLBACK').catch(() => undefined);
         for (const job of group) job.reject(err);

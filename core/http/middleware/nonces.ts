@@ -38,7 +38,7 @@ export class NonceGuard {
     this.pending = [];
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing
-      .then(() => this.store.write((w) => this.store.nonces.insertMany(w, batch)))
+      .then(() => this.store.transaction((tx) => this.store.nonces.insertMany(tx, batch)))
       .catch((err: Error) => this.logger.error({ err: err.message }, 'recording request nonces failed'));
     return this.flushing;
   }
