@@ -1,4 +1,5 @@
-import { generateKeyPairSync, createPrivateKey, createPublicKey, createHash, sign, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, createPrivateKey, createPublicKey, createHash, sign, type KeyObject } from 'node:crypto';
+import { randomPoolBytes } from './ids.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -34,7 +35,7 @@ export function createGatewaySigner(privateKey: KeyObject): GatewaySigner {
     publicKeyPem,
     signHeaders(body) {
       const timestamp = Math.floor(Date.now() / 1000).toString();
-      const nonce = randomBytes(12).toString('hex');
+      const nonce = randomPoolBytes(12).toString('hex');
       const signature = sign('sha256', Buffer.from(gatewaySignedString(timestamp, nonce, body)), privateKey).toString('base64');
       return { 'Corbel-Timestamp': timestamp, 'Corbel-Nonce': nonce, 'Corbel-Signature': signature, 'Corbel-Key-Id': keyId };
     },

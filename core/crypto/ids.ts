@@ -1,11 +1,25 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 
-/** Time-ordered, URL- and channel-safe id body: 8 chars of milliseconds + 12 random, base36. */
+/** Random bytes drawn from a refilled pool: one system call per 4 KiB instead of one per id. */
+const pool = Buffer.alloc(4_096);
+let poolOffset = pool.length;
+
+export function randomPoolBytes(n: number): Buffer {
+  if (poolOffset + n > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + n));
+  poolOffset += n;
+  return out;
+}
+
+/** Time-ordered, URL- and channel-safe id body: 9 chars of milliseconds + 12 random, base36. */
 export function idBody(): string {
   const time = Date.now().toString(36).padStart(9, '0').slice(-9);
-  const bytes = randomBytes(12);
+  const bytes = randomPoolBytes(12);
   let random = '';
   for (const b of bytes) random += ALPHABET[b % 36];
   return time + random;
@@ -25,5 +39,5 @@ export function channelRefundNo(refundId: string): string {
 }
 
 export function randomToken(bytes = 24): string {
-  return randomBytes(bytes).toString('base64url');
+  return randomPoolBytes(bytes).toString('base64url');
 }

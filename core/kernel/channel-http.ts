@@ -29,12 +29,15 @@ export class KernelChannelHttp implements ChannelHttp {
   ) {
     this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
     this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+    // Everything that is the same for every call lives in the instance, so a call merges little.
     this.client = got.extend({
       agent: { http: this.httpAgent, https: this.httpsAgent },
       retry: { limit: 0 },
       throwHttpErrors: false,
       followRedirect: false,
       decompress: true,
+      responseType: 'buffer',
+      timeout: { connect: Math.min(timeoutMs, 3_000), request: timeoutMs },
     });
   }
 
@@ -43,16 +46,14 @@ export class KernelChannelHttp implements ChannelHttp {
     const requestId = currentRequestId();
     const headers: Record<string, string> = { ...req.headers };
     if (requestId && !headers['x-request-id']) headers['x-request-id'] = requestId;
-    const timeout = req.timeoutMs ?? this.timeoutMs;
     try {
       const res = await this.client(req.url, {
         method: req.method,
         headers,
         body: req.body,
-        timeout: { connect: Math.min(timeout, 3_000), request: timeout },
-        responseType: 'buffer',
+        ...(req.timeoutMs === undefined ? {} : { timeout: { connect: Math.min(req.timeoutMs, 3_000), request: req.timeoutMs } }),
       });
-      const body = res.body;
+      const body = res.body as unknown as Buffer;
       this.observe(req.operation, String(res.statusCode), started);
       this.logger.debug({ account: this.accountName, operation: req.operation, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'channel call');
       return { status: res.statusCode, headers: res.headers, body, text: body.toString('utf8') };
