@@ -212,6 +212,15 @@ CREATE TRIGGER refunds_audit_update AFTER UPDATE OF status ON refunds WHEN OLD.s
 END;
 `,
   },
+  {
+    // Notifications find refunds by our channel refund number; admin views list an object's events.
+    version: 4,
+    name: 'lookup_indexes',
+    sql: `
+CREATE INDEX refunds_channel_refund_no ON refunds(channel_refund_no);
+CREATE INDEX webhook_events_object ON webhook_events(object_id);
+`,
+  },
 ];
 
 export async function migrate(db: SqliteDatabase): Promise<{ from: number; to: number; applied: string[] }> {

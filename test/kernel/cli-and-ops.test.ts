@@ -25,7 +25,7 @@ test('CLI: migrate, merchant create/approve/list, app create, config check, --he
     writeFileSync(join(dir, 'corbel.yaml'), fixtureConfig());
     const migrated = await corbel(dir, ['migrate', '--json']);
     t.is(migrated.code, 0, migrated.stderr);
-    t.deepEqual(JSON.parse(migrated.stdout).applied, ['1_initial', '2_payment_channel_binding', '3_audit_by_trigger']);
+    t.deepEqual(JSON.parse(migrated.stdout).applied, ['1_initial', '2_payment_channel_binding', '3_audit_by_trigger', '4_lookup_indexes']);
     t.regex((await corbel(dir, ['migrate'])).stdout, /up to date/);
 
     const created = JSON.parse((await corbel(dir, ['merchant', 'create', '--name', 'Noodle bar', '--tags', 'food,vip', '--json'])).stdout);
