@@ -500,6 +500,11 @@ export class PaymentService {
         const after = await this.applyRefundResult(r.id, result, 'poller');
         if (after.status !== 'pending') continue;
       } catch (err) {
+        if (err instanceof ChannelError && !err.mayExist && err.code !== 'order_not_found' && account) {
+          // A definite refusal of the re-sent refund: nothing was refunded, and its amount is free again.
+          await this.applyRefundResult(r.id, { status: 'failed', failure: { code: err.code, message: err.message, channelCode: err.channelCode } }, 'poller');
+          continue;
+        }
         this.logger.debug({ refund_id: r.id, err: (err as Error).message }, 'refund poll failed');
       }
       await this.store.transaction((tx) => this.store.payments.setRefundNextCheck(tx, r.id, Date.now() + nextCheckDelay(1, backoffS)));

@@ -493,13 +493,22 @@ function firstInSet(set: RuleSet, input: RoutingInput, region: readonly string[]
   return best;
 }
 
-/** The segment holding an amount: jump through the index, then step forward (segments start at 0). */
+/**
+ * The segment holding an amount: the index narrows it to the segments starting inside the amount's
+ * index slot (usually one or two), then a binary search over those (segments start at 0).
+ */
 function segmentOf(s: SegmentTable, amount: number): number {
   const last = s.starts.length - 1;
   if (amount >= s.starts[last]!) return last;
-  let k = s.index[Math.floor(amount / s.step)]!;
-  while (s.starts[k + 1]! <= amount) k++;
-  return k;
+  const slot = Math.floor(amount / s.step);
+  let lo = s.index[slot]!;
+  let hi = s.index[slot + 1]!;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (s.starts[mid]! <= amount) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 function buildIndex(starts: Float64Array): { index: Int32Array; step: number } {
@@ -611,8 +620,10 @@ export function covers(a: Match, b: Match, config: RoutingConfig, payMethods: Re
   }
   if ((a.amount_min ?? 0) > (b.amount_min ?? 0)) return false;
   if ((a.amount_max ?? Infinity) < (b.amount_max ?? Infinity)) return false;
-  const subset = (x: string | string[] | undefined, y: string | string[] | undefined) => x === undefined || (y !== undefined && asList(y)!.every((v) => patternMatches(x, v)));
-  if (!subset(a.currency, b.currency) || !subset(a.app, b.app) || !subset(a.merchant_tag, b.merchant_tag) || !subset(a.payer_region, b.payer_region)) return false;
+  // Currency patterns may use wildcards; apps, tags and regions are matched exactly at run time, so compare them exactly.
+  const subset = (x: string | string[] | undefined, y: string | string[] | undefined, exact: boolean) =>
+    x === undefined || (y !== undefined && asList(y)!.every((v) => (exact ? asList(x)!.includes(v) : patternMatches(x, v))));
+  if (!subset(a.currency, b.currency, false) || !subset(a.app, b.app, true) || !subset(a.merchant_tag, b.merchant_tag, true) || !subset(a.payer_region, b.payer_region, true)) return false;
   if (a.merchant !== undefined || a.merchant_group !== undefined) {
     const merchantsOf = (m: Match) => new Set([...(asList(m.merchant) ?? []), ...(asList(m.merchant_group) ?? []).flatMap((g) => config.groups[g] ?? [])]);
     if (b.merchant === undefined && b.merchant_group === undefined) return false;

@@ -10,14 +10,18 @@ export type Row = Record<string, SqlValue>;
  * reused: preparing (parsing) the SQL on every call was the store's largest CPU cost.
  */
 class Connection {
-  private readonly statements = new Map<string, sqlite3.Statement>();
+  private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
 
   constructor(private readonly db: sqlite3.Database) {}
 
-  private statement(sql: string): sqlite3.Statement {
+  /** A prepared statement, cached per SQL text; a failed prepare rejects the call and is not cached. */
+  private statement(sql: string): Promise<sqlite3.Statement> {
     let stmt = this.statements.get(sql);
     if (!stmt) {
-      stmt = this.db.prepare(sql);
+      stmt = new Promise((resolve, reject) => {
+        const prepared: sqlite3.Statement = this.db.prepare(sql, (err: Error | null) => (err ? reject(err) : resolve(prepared)));
+      });
+      stmt.catch(() => this.statements.delete(sql));
       this.statements.set(sql, stmt);
     }
     return stmt;
@@ -29,9 +33,10 @@ class Connection {
     });
   }
 
-  run(sql: string, params: readonly SqlValue[] = []): Promise<{ changes: number; lastID: number }> {
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<{ changes: number; lastID: number }> {
+    const stmt = await this.statement(sql);
     return new Promise((resolve, reject) => {
-      this.statement(sql).run(params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
+      stmt.run(params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
         if (err) reject(err);
         else resolve({ changes: this.changes, lastID: this.lastID });
       });
@@ -43,9 +48,10 @@ class Connection {
     return (await this.all<T>(sql, params))[0];
   }
 
-  all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+  async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    const stmt = await this.statement(sql);
     return new Promise((resolve, reject) => {
-      this.statement(sql).all(params as SqlValue[], (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
+      stmt.all(params as SqlValue[], (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
     });
   }
 
@@ -54,7 +60,8 @@ class Connection {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.statements.values()].map((s) => new Promise<void>((resolve) => s.finalize(() => resolve()))));
+    const prepared = await Promise.all([...this.statements.values()].map((s) => s.catch(() => null)));
+    await Promise.all(prepared.map((s) => s && new Promise<void>((resolve) => s.finalize(() => resolve()))));
     this.statements.clear();
     await new Promise<void>((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
   }
@@ -89,6 +96,7 @@ const MAX_GROUP = 64;
 export class SqliteDatabase {
   private readonly jobs: WriteJob[] = [];
   private flushing: Promise<void> | null = null;
+  private closed = false;
 
   private constructor(
     private readonly writer: Connection,
@@ -121,6 +129,7 @@ export class SqliteDatabase {
   }
 
   private enqueue<T>(fn: (tx: SqlExecutor) => Promise<T>, singleStatement: boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.jobs.push({ fn, singleStatement, resolve: resolve as (value: unknown) => void, reject });
       this.kick();
@@ -138,31 +147,46 @@ export class SqliteDatabase {
   private async flush(): Promise<void> {
     while (this.jobs.length) {
       const group = this.jobs.splice(0, MAX_GROUP);
-      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
       try {
         await this.writer.run('BEGIN IMMEDIATE');
       } catch (err) {
         for (const job of group) job.reject(err);
         continue;
       }
-      for (const job of group) {
-        if (group.length === 1 || job.singleStatement) {
-          outcomes.push(await job.fn(this.writer).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })));
-          continue;
-        }
-        await this.writer.run('SAVEPOINT job');
+      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+      let lost: number | null = null;
+      for (let k = 0; k < group.length && lost === null; k++) {
+        const job = group[k]!;
+        const alone = group.length === 1;
+        // A failed statement normally undoes only itself, but some failures (disk full, I/O errors, a
+        // RAISE(ROLLBACK)) roll back the whole transaction: after a failure, find out which happened.
+        const bare = alone || job.singleStatement;
         try {
+          if (!bare) await this.writer.run('SAVEPOINT job');
           const value = await job.fn(this.writer);
-          await this.writer.run('RELEASE job');
+          if (!bare) await this.writer.run('RELEASE job');
           outcomes.push({ ok: true, value });
         } catch (error) {
-          await this.writer.exec('ROLLBACK TO job; RELEASE job').catch(() => undefined);
           outcomes.push({ ok: false, error });
+          if (alone) break;
+          const undone = bare ? await this.transactionStillOpen() : await this.writer.exec('ROLLBACK TO job; RELEASE job').then(() => true, () => false);
+          if (!undone) lost = k;
         }
       }
-      const failedAlone = group.length === 1 && !outcomes[0]!.ok;
+      if (lost !== null) {
+        // The transaction is gone: the failing job is rejected, the others run again in a fresh group.
+        await this.writer.exec('ROLLBACK').catch(() => undefined);
+        group[lost]!.reject((outcomes[lost] as { error: unknown }).error);
+        this.jobs.unshift(...group.filter((_, k) => k !== lost));
+        continue;
+      }
+      if (group.length === 1 && !outcomes[0]!.ok) {
+        await this.writer.exec('ROLLBACK').catch(() => undefined);
+        group[0]!.reject((outcomes[0] as { error: unknown }).error);
+        continue;
+      }
       try {
-        await this.writer.run(failedAlone ? 'ROLLBACK' : 'COMMIT');
+        await this.writer.run('COMMIT');
       } catch (err) {
         await this.writer.exec('ROLLBACK').catch(() => undefined);
         for (const job of group) job.reject(err);
@@ -174,6 +198,14 @@ export class SqliteDatabase {
         else job.reject(o.error);
       });
     }
+  }
+
+  /** BEGIN fails inside an open transaction; when it succeeds, the group's transaction was lost (undo the probe). */
+  private transactionStillOpen(): Promise<boolean> {
+    return this.writer.run('BEGIN').then(
+      () => this.writer.run('ROLLBACK').then(() => false, () => false),
+      () => true,
+    );
   }
 
   /**
@@ -197,6 +229,7 @@ export class SqliteDatabase {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     while (this.flushing) await this.flushing;
     await this.reader.close();
     await this.writer.exec('PRAGMA wal_checkpoint(TRUNCATE)').catch(() => undefined);

@@ -26,8 +26,8 @@ export class NonceGuard {
     if (existing !== undefined && existing > now) return false;
     this.live.set(key, expiresAt);
     this.pending.push([appId, nonce, expiresAt]);
-    if (this.pending.length >= 256) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+    if (this.pending.length >= 256) void this.flush();
+    else this.schedule(this.flushMs);
     return true;
   }
 
@@ -39,8 +39,19 @@ export class NonceGuard {
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing
       .then(() => this.store.transaction((tx) => this.store.nonces.insertMany(tx, batch)))
-      .catch((err: Error) => this.logger.error({ err: err.message }, 'recording request nonces failed'));
+      .catch((err: Error) => {
+        // Kept for the next flush, so a passing failure does not make these nonces replayable after a restart.
+        this.logger.error({ err: err.message }, 'recording request nonces failed; will retry');
+        this.pending.unshift(...batch);
+        this.schedule(1_000);
+      });
     return this.flushing;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => void this.flush(), ms);
+    this.timer.unref();
   }
 
   /** Drops expired nonces from memory and the store. */
