@@ -145,6 +145,11 @@ export const configSchema = z
         max_attempts: positiveInt.default(16),
         poll_interval_ms: positiveInt.default(500),
         concurrency: positiveInt.default(8),
+        /**
+         * Deliver to loopback, private and link-local addresses. Off by default in live mode, so a merchant's
+         * notify URL cannot make the gateway call services on its own network; the sandbox allows it.
+         */
+        allow_private_targets: z.boolean().optional(),
       })
       .strict()
       .default({}),

@@ -107,7 +107,10 @@ export class Gateway {
     scope.registerInstance(TOKENS.DefaultFeeRate, () => runtime.current.config.fees.default_rate_bps);
     scope.registerInstance<() => DispatcherSettings>(TOKENS.DispatcherSettings, () => {
       const w = runtime.current.config.webhooks;
-      return { timeoutMs: w.timeout_ms, retryScheduleS: w.retry_schedule_s, maxAttempts: w.max_attempts, pollIntervalMs: w.poll_interval_ms, concurrency: w.concurrency };
+      return {
+        timeoutMs: w.timeout_ms, retryScheduleS: w.retry_schedule_s, maxAttempts: w.max_attempts, pollIntervalMs: w.poll_interval_ms, concurrency: w.concurrency,
+        allowPrivateTargets: w.allow_private_targets ?? runtime.current.config.mode === 'sandbox',
+      };
     });
     dispatcher = scope.resolve(WebhookDispatcher);
     const payments = scope.resolve(PaymentService);

@@ -12,10 +12,26 @@ import { requestScope } from '../ops/context.js';
 
 export interface DispatcherSettings {
   timeoutMs: number;
+  allowPrivateTargets: boolean;
   retryScheduleS: readonly number[];
   maxAttempts: number;
   pollIntervalMs: number;
   concurrency: number;
+}
+
+/** Loopback, private, link-local and unspecified addresses, by literal host (names are not resolved here). */
+export function isPrivateTarget(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  } catch {
+    return true;
+  }
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1' || host === '::' || host.startsWith('fe80:') || host.startsWith('fc') || host.startsWith('fd')) return true;
+  const m = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(host);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a === 127 || a === 10 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
 }
 
 /** Delay after the n-th failed attempt (1-based): the schedule's step, its last one repeating, with ±10% jitter. */
@@ -104,6 +120,7 @@ export class WebhookDispatcher {
     let error: string | null = null;
     await requestScope.run({ requestId: event.id }, async () => {
       try {
+        if (!settings.allowPrivateTargets && isPrivateTarget(event.url!)) throw new Error('notify URL points at a private or loopback address');
         const res = await this.client.post(event.url!, {
           body: event.payload,
           headers: { 'content-type': 'application/json', 'user-agent': 'Corbel-Webhooks/1', 'corbel-event-id': event.id, 'corbel-event-type': event.type, ...this.signer.signHeaders(event.payload) },

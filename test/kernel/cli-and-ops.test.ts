@@ -101,3 +101,27 @@ test('graceful shutdown lets an in-flight request finish', async (t) => {
   await t.throwsAsync(fetch(env.gw.url + '/healthz'));
   rmSync(env.dir, { recursive: true, force: true });
 });
+
+test('live mode refuses webhook targets on private or loopback addresses', async (t) => {
+  const { isPrivateTarget } = await import('../../core/webhooks/dispatcher.js');
+  for (const url of ['http://127.0.0.1:8080/h', 'http://localhost/h', 'http://10.1.2.3/h', 'http://172.20.0.1/h', 'http://192.168.1.1/h', 'http://169.254.169.254/latest', 'http://[::1]/h', 'http://0.0.0.0/h']) {
+    t.true(isPrivateTarget(url), url);
+  }
+  for (const url of ['https://shop.example.com/hooks', 'http://203.0.113.7/h', 'http://172.32.0.1/h']) t.false(isPrivateTarget(url), url);
+  const env = await startGateway(fixtureConfig().replace('mode: sandbox', 'mode: live'));
+  try {
+    const hooks = await (await import('../helpers/gateway.js')).webhookReceiver();
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw, { notify_url: hooks.url }));
+    const created = await client.request('POST', '/v1/payments', { out_trade_no: 'ssrf-1', amount: 100, pay_method: 'fixture.qr' });
+    await client.request('POST', `/v1/sandbox/payments/${created.json.id}/pay`);
+    const event = await waitUntil(async () => {
+      const rows = await env.gw.store.webhooks.listForObject(env.gw.store.reads, created.json.id);
+      return rows[0]?.attempts ? rows[0] : undefined;
+    });
+    t.regex(event.lastError ?? '', /private or loopback/);
+    t.is(hooks.received.length, 0);
+    await hooks.close();
+  } finally {
+    await env.close();
+  }
+});
