@@ -3,4 +3,5 @@ export * from './contract/money.js';
 export * from './contract/plugin.js';
 export * from './contract/channel.js';
 export * from './contract/capability.js';
+export * from './contract/simulator-faults.js';
 export { z } from 'zod';

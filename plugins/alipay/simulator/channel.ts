@@ -3,6 +3,7 @@
  * state changes behind them. HTTP framing lives in index.ts.
  */
 import type { KeyObject } from 'node:crypto';
+import type { FaultSet } from '../../../core/index.js';
 import type { AlipayAppAuthGrant } from './keys.js';
 import { buildNotificationParams, type NotificationEvent, type Notifier } from './notifier.js';
 import {
@@ -10,7 +11,7 @@ import {
   REQUEST_SIGN_EXCLUDED, responseKeyFor, verifyRsa2, type ParamMap,
 } from './signing.js';
 import {
-  type FaultSet, type Trade, type TradeOrigin, TradeStore, isPaid, newBuyer, newToken, newTradeNo, refundedFen,
+  type Trade, type TradeOrigin, TradeStore, isPaid, newBuyer, newToken, newTradeNo, refundedFen,
 } from './state.js';
 import { buildTradeBill, type TradeBill } from './bill.js';
 

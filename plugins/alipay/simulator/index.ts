@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import Koa from 'koa';
 import Router from '@koa/router';
 import getRawBody from 'raw-body';
+import { defaultFaults, faultsApplyTo, parseFaults, takeCountedFault, type FaultSet } from '../../../core/index.js';
 import {
   AlipayChannel, BROWSER_METHODS, bizError, isTrade, systemError, type ResponseBody,
 } from './channel.js';
@@ -18,10 +19,10 @@ import { renderErrorPage, renderPayerPage, renderResultPage } from './pages.js';
 import {
   buildSignContent, buildSignedResponse, corruptSignature, NOTIFY_SIGN_EXCLUDED, responseKeyFor, signRsa2, type ParamMap,
 } from './signing.js';
-import { defaultFaults, parseFaults, tradeView, type FaultSet, type Trade } from './state.js';
+import { tradeView, type Trade } from './state.js';
 
 export type { AlipaySandboxCredentials, AlipayAppAuthGrant } from './keys.js';
-export type { FaultSet } from './state.js';
+export type { FaultSet } from '../../../core/index.js';
 export { buildSignContent, REQUEST_SIGN_EXCLUDED, NOTIFY_SIGN_EXCLUDED } from './signing.js';
 
 export interface SimulatorOptions {
@@ -44,8 +45,6 @@ export interface RunningSimulator {
 }
 
 export const DEFAULT_NOTIFY_RETRY_DELAYS_MS = [1_000, 2_500, 2_500, 15_000, 30_000, 90_000, 225_000];
-
-/** Paths the API faults can hit (never /__sim). */
 
 interface AppRuntime {
   app: Koa;
@@ -126,8 +125,7 @@ export function createAlipaySimulatorApp(
    * 'lose' if the call must be processed but its response dropped.
    */
   async function applyFaults(ctx: Koa.Context, systemErrorBody: () => void): Promise<'proceed' | 'handled' | 'lose'> {
-    const applies = faults.paths === null || faults.paths.some((p) => ctx.path.startsWith(p));
-    if (!applies) return 'proceed';
+    if (!faultsApplyTo(faults, ctx.path)) return 'proceed';
     if (faults.latency_ms > 0) await sleep(faults.latency_ms);
     if (faults.timeout) {
       // Never answer; the socket is freed when the client gives up or the simulator closes.
@@ -136,21 +134,16 @@ export function createAlipaySimulatorApp(
       ctx.req.socket.once('close', () => heldSockets.delete(ctx.req.socket));
       return 'handled';
     }
-    if (faults.connection_reset > 0) {
-      faults.connection_reset--;
+    if (takeCountedFault(faults, 'connection_reset')) {
       ctx.respond = false;
       ctx.req.socket.destroy();
       return 'handled';
     }
-    if (faults.http_5xx > 0) {
-      faults.http_5xx--;
+    if (takeCountedFault(faults, 'http_5xx')) {
       systemErrorBody();
       return 'handled';
     }
-    if (faults.response_lost > 0) {
-      faults.response_lost--;
-      return 'lose';
-    }
+    if (takeCountedFault(faults, 'response_lost')) return 'lose';
     return 'proceed';
   }
 

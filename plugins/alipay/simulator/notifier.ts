@@ -3,12 +3,13 @@
  * the body `success`, retried on the configured schedule otherwise.
  */
 import type { KeyObject } from 'node:crypto';
+import type { FaultSet } from '../../../core/index.js';
 import {
   buildSignContent, corruptSignature, formatChinaTime, formatChinaTimeMillis, formatFenAsYuan,
   NOTIFY_SIGN_EXCLUDED, signRsa2, toAlipayJson,
 } from './signing.js';
 import {
-  type FaultSet, type NotificationKind, type NotificationRecord, type Trade, newNotifyId, refundedFen,
+  type NotificationKind, type NotificationRecord, type Trade, newNotifyId, refundedFen,
 } from './state.js';
 
 export interface NotificationEvent {

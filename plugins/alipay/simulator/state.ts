@@ -1,4 +1,4 @@
-/** The simulator's model of trades, refunds, notifications and the fault set. */
+/** The simulator's model of trades, refunds and notifications. */
 import { randomBytes, randomInt } from 'node:crypto';
 import { formatChinaDate, formatFenAsYuan, formatChinaTime } from './signing.js';
 
@@ -179,71 +179,4 @@ export function tradeView(trade: Trade): Record<string, unknown> {
       attempts: n.attempts,
     })),
   };
-}
-
-// ---------- faults ----------
-
-export type NotifyFaultMode = 'normal' | 'lost' | 'duplicate' | 'delayed' | 'out_of_order';
-
-export interface FaultSet {
-  latency_ms: number;
-  timeout: boolean;
-  http_5xx: number;
-  connection_reset: number;
-  response_lost: number;
-  corrupt_signature: boolean;
-  notify: NotifyFaultMode;
-  notify_delay_ms: number;
-  tamper_notify_amount: boolean;
-  paths: string[] | null;
-}
-
-export function defaultFaults(): FaultSet {
-  return {
-    latency_ms: 0,
-    timeout: false,
-    http_5xx: 0,
-    connection_reset: 0,
-    response_lost: 0,
-    corrupt_signature: false,
-    notify: 'normal',
-    notify_delay_ms: 0,
-    tamper_notify_amount: false,
-    paths: null,
-  };
-}
-
-const NOTIFY_MODES: readonly NotifyFaultMode[] = ['normal', 'lost', 'duplicate', 'delayed', 'out_of_order'];
-
-/** Validates a PUT /__sim/faults body; missing fields take defaults. Returns an error text on bad input. */
-export function parseFaults(input: unknown): FaultSet | string {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'fault set must be a JSON object';
-  const raw = input as Record<string, unknown>;
-  const faults = defaultFaults();
-  const count = (name: 'latency_ms' | 'http_5xx' | 'connection_reset' | 'response_lost' | 'notify_delay_ms') => {
-    const v = raw[name];
-    if (v === undefined) return null;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) return `${name} must be a non-negative integer`;
-    faults[name] = v;
-    return null;
-  };
-  for (const name of ['latency_ms', 'http_5xx', 'connection_reset', 'response_lost', 'notify_delay_ms'] as const) {
-    const err = count(name);
-    if (err) return err;
-  }
-  for (const name of ['timeout', 'corrupt_signature', 'tamper_notify_amount'] as const) {
-    const v = raw[name];
-    if (v === undefined) continue;
-    if (typeof v !== 'boolean') return `${name} must be a boolean`;
-    faults[name] = v;
-  }
-  if (raw.notify !== undefined) {
-    if (!NOTIFY_MODES.includes(raw.notify as NotifyFaultMode)) return `notify must be one of ${NOTIFY_MODES.join(', ')}`;
-    faults.notify = raw.notify as NotifyFaultMode;
-  }
-  if (raw.paths !== undefined && raw.paths !== null) {
-    if (!Array.isArray(raw.paths) || raw.paths.some((p) => typeof p !== 'string')) return 'paths must be null or an array of strings';
-    faults.paths = raw.paths as string[];
-  }
-  return faults;
 }

@@ -6,8 +6,8 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import getRawBody from 'raw-body';
 import { z } from 'zod';
+import { defaultFaults, faultSetSchema, faultsApplyTo, takeCountedFault, type FaultSet } from '../../../core/index.js';
 import { Bank, BankError } from './bank.js';
-import { faultSetSchema, faultsApplyTo, noFaults, takeCountedFault, type FaultSet } from './faults.js';
 import {
   PAYMENT_FAILURE_CODES,
   REFUND_FAILURE_CODES,
@@ -342,7 +342,7 @@ export function createBankSimulatorApp(deps: BankSimulatorAppDeps): Koa {
     ctx.body = faultState.faults;
   });
   control.delete('/faults', (ctx) => {
-    faultState.faults = noFaults();
+    faultState.faults = defaultFaults();
     ctx.body = faultState.faults;
   });
 

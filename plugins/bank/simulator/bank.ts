@@ -1,6 +1,6 @@
 // The bank's ledger: payments, refunds and the events they produce (PROTOCOL.md sections 5-8).
 // Transport-free: the HTTP layer in app.ts authenticates, then calls these methods.
-import type { FaultSet } from './faults.js';
+import type { FaultSet } from '../../../core/index.js';
 import {
   DEFAULT_EXPIRE_SECONDS,
   businessDate,

@@ -1,15 +1,15 @@
 // Sandbox simulator of the generic bank-direct API (PROTOCOL.md in this folder).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { defaultFaults } from '../../../core/index.js';
 import { createBankSimulatorApp, type FaultState } from './app.js';
 import { Bank } from './bank.js';
-import { noFaults } from './faults.js';
 import { loadKeyMaterial, writeCredentials, type BankSandboxCredentials } from './keys.js';
 import { Notifier } from './notifier.js';
 
 export type { BankSandboxCredentials } from './keys.js';
 export { createBankSimulatorApp } from './app.js';
-export type { FaultSet } from './faults.js';
+export type { FaultSet } from '../../../core/index.js';
 
 export interface SimulatorOptions {
   /** Key material is generated on first run into `${dataDir}/simulators/bank/` and reused after. */
@@ -38,7 +38,7 @@ export const DEFAULT_NOTIFY_RETRY_DELAYS_MS = [1000, 2000, 5000, 10000, 30000];
 export async function startBankSimulator(opts: BankSimulatorOptions): Promise<RunningSimulator> {
   const log = opts.log ?? (() => undefined);
   const keys = await loadKeyMaterial(opts.dataDir);
-  const faultState: FaultState = { faults: noFaults() };
+  const faultState: FaultState = { faults: defaultFaults() };
   const shutdown = new AbortController();
   let baseUrl = '';
 

@@ -1,6 +1,6 @@
 // Delivery of signed notifications (PROTOCOL.md section 7) with retries and the notify faults.
 import type { KeyObject } from 'node:crypto';
-import type { FaultSet } from './faults.js';
+import type { FaultSet } from '../../../core/index.js';
 import { NOTIFY_LINE1, NOTIFY_LINE2, corruptSignature, newNonce, signBase64, unixSeconds } from './signing.js';
 import { chinaTime } from './model.js';
 

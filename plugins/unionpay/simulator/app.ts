@@ -5,8 +5,8 @@
 import Koa from 'koa';
 import { Router } from '@koa/router';
 import getRawBody from 'raw-body';
+import { defaultFaults, faultSetSchema, faultsApplyTo, takeCountedFault } from '../../../core/index.js';
 import { RESP } from './codes.js';
-import { defaultFaults, faultSchema, faultsApplyTo } from './faults.js';
 import { refundableAmount, UnionPayGateway, type GatewayResult, type Txn } from './gateway.js';
 import { formatAcpResponse, type AcpFields } from './signing.js';
 
@@ -98,14 +98,12 @@ export function createUnionPaySimulatorApp(gateway: UnionPayGateway): Koa {
       ctx.respond = false;
       return;
     }
-    if (faults.connection_reset > 0) {
-      faults.connection_reset--;
+    if (takeCountedFault(faults, 'connection_reset')) {
       ctx.respond = false;
       ctx.req.socket.destroy();
       return;
     }
-    if (faults.http_5xx > 0) {
-      faults.http_5xx--;
+    if (takeCountedFault(faults, 'http_5xx')) {
       const request = parseForm(await readBody(ctx).catch(() => ''));
       if (faults.latency_ms > 0) await sleep(faults.latency_ms);
       const fields = gateway.sign({
@@ -119,8 +117,7 @@ export function createUnionPaySimulatorApp(gateway: UnionPayGateway): Koa {
       return;
     }
     await next();
-    if (faults.response_lost > 0) {
-      faults.response_lost--;
+    if (takeCountedFault(faults, 'response_lost')) {
       ctx.respond = false;
       ctx.req.socket.destroy();
       return;
@@ -228,7 +225,7 @@ export function createUnionPaySimulatorApp(gateway: UnionPayGateway): Koa {
   router.put('/__sim/faults', async (ctx) => {
     let parsed;
     try {
-      parsed = faultSchema.safeParse(await readJson(ctx));
+      parsed = faultSetSchema.safeParse(await readJson(ctx));
     } catch {
       ctx.status = 400;
       ctx.body = { error: 'invalid JSON body' };

@@ -4,8 +4,8 @@
  * response fields or HTML.
  */
 import { randomInt } from 'node:crypto';
+import { defaultFaults, type FaultSet } from '../../../core/index.js';
 import { RESP, withDetail } from './codes.js';
-import { defaultFaults, type FaultSet } from './faults.js';
 import type { UnionPayKeyMaterial } from './keys.js';
 import { Notifier, type NotificationRecord } from './notifier.js';
 import { corruptSignature, signFields, verifyFields, type AcpFields } from './signing.js';

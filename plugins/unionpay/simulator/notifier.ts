@@ -3,8 +3,8 @@
  * UnionPay counts HTTP 200 as the acknowledgement; anything else (or no answer within 10 s) is retried on the
  * notifyRetryDelaysMs schedule (a compressed version of the real back-off).
  */
+import type { FaultSet } from '../../../core/index.js';
 import type { AcpFields } from './signing.js';
-import type { FaultSet } from './faults.js';
 
 export type NotificationState = 'scheduled' | 'deferred' | 'sending' | 'acknowledged' | 'gave_up' | 'lost';
 

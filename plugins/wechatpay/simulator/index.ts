@@ -5,7 +5,7 @@ import { DIRECT_MERCHANT, SERVICE_PROVIDER, loadOrCreateKeyMaterial, type KeyMat
 import { WechatPaySimulator, type VerificationMode } from './server.js';
 
 export type { VerificationMode } from './server.js';
-export type { FaultSet } from './faults.js';
+export type { FaultSet } from '../../../core/index.js';
 
 export interface SimulatorOptions {
   /** Key material is generated on first run into `${dataDir}/simulators/wechatpay/` and reused after. */

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { defaultFaults, faultsApplyTo, parseFaults, takeCountedFault, type FaultSet } from '../../../core/index.js';
 import {
   encryptResource,
   parseAuthorization,
@@ -16,7 +17,6 @@ import {
   unixSeconds,
 } from './crypto.js';
 import { buildTradeBill, type BillType } from './bill.js';
-import { defaultFaults, parseFaults, type FaultSet } from './faults.js';
 import type { KeyMaterial, MerchantKeys } from './keys.js';
 import {
   canonicalJson,
@@ -232,30 +232,22 @@ export class WechatPaySimulator {
     }
   }
 
-  private faultsApplyTo(path: string): boolean {
-    const prefixes = this.faults.paths;
-    return prefixes === null || prefixes.some((prefix) => path.startsWith(prefix));
-  }
-
   private async handleChannel(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const isV2 = ctx.path === '/pay/micropay';
-    if (this.faultsApplyTo(ctx.path)) {
-      const faults = this.faults;
+    const faults = this.faults;
+    if (faultsApplyTo(faults, ctx.path)) {
       if (faults.latency_ms > 0) await sleep(faults.latency_ms);
       if (faults.timeout) return; // never answer; the socket is destroyed on close()
-      if (faults.connection_reset > 0) {
-        faults.connection_reset -= 1;
+      if (takeCountedFault(faults, 'connection_reset')) {
         req.socket.destroy();
         return;
       }
-      if (faults.http_5xx > 0) {
-        faults.http_5xx -= 1;
+      if (takeCountedFault(faults, 'http_5xx')) {
         this.write(res, isV2 ? micropaySystemError() : jsonError(500, 'SYSTEMERROR', '系统错误'));
         return;
       }
       const response = isV2 ? handleMicropay(this, ctx) : this.routeV3(ctx);
-      if (faults.response_lost > 0) {
-        faults.response_lost -= 1;
+      if (takeCountedFault(faults, 'response_lost')) {
         req.socket.destroy();
         return;
       }
@@ -753,8 +745,8 @@ export class WechatPaySimulator {
       }
       if (method === 'PUT') {
         const parsed = parseFaults(safeJson(ctx.body));
-        if ('error' in parsed) return control(400, { error: parsed.error });
-        this.faults = parsed.faults;
+        if (typeof parsed === 'string') return control(400, { error: parsed });
+        this.faults = parsed;
         return control(200, this.faults);
       }
     }
