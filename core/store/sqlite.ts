@@ -11,6 +11,8 @@ export type Row = Record<string, SqlValue>;
  */
 class Connection {
   private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
+  /** The same statements once prepared, for calls that need not wait a turn for a settled promise. */
+  private readonly ready = new Map<string, sqlite3.Statement>();
 
   constructor(private readonly db: sqlite3.Database) {}
 
@@ -19,7 +21,11 @@ class Connection {
     let stmt = this.statements.get(sql);
     if (!stmt) {
       stmt = new Promise((resolve, reject) => {
-        const prepared: sqlite3.Statement = this.db.prepare(sql, (err: Error | null) => (err ? reject(err) : resolve(prepared)));
+        const prepared: sqlite3.Statement = this.db.prepare(sql, (err: Error | null) => {
+          if (err) return reject(err);
+          this.ready.set(sql, prepared);
+          resolve(prepared);
+        });
       });
       stmt.catch(() => this.statements.delete(sql));
       this.statements.set(sql, stmt);
@@ -34,7 +40,7 @@ class Connection {
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<{ changes: number; lastID: number }> {
-    const stmt = await this.statement(sql);
+    const stmt = this.ready.get(sql) ?? (await this.statement(sql));
     return new Promise((resolve, reject) => {
       stmt.run(params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
         if (err) reject(err);
@@ -49,7 +55,7 @@ class Connection {
   }
 
   async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    const stmt = await this.statement(sql);
+    const stmt = this.ready.get(sql) ?? (await this.statement(sql));
     return new Promise((resolve, reject) => {
       stmt.all(params as SqlValue[], (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
     });
@@ -63,6 +69,7 @@ class Connection {
     const prepared = await Promise.all([...this.statements.values()].map((s) => s.catch(() => null)));
     await Promise.all(prepared.map((s) => s && new Promise<void>((resolve) => s.finalize(() => resolve()))));
     this.statements.clear();
+    this.ready.clear();
     await new Promise<void>((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
   }
 }
