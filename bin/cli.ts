@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig, type LoadedConfig } from '../core/config/load.js';
@@ -27,9 +27,12 @@ function source(): LoadedConfig {
   return loadConfig(program.opts<{ config: string }>().config);
 }
 
-async function withStore<T>(fn: (store: Store, src: LoadedConfig) => Promise<T>): Promise<T> {
+/** Opens the store; commands that only read it refuse a data dir that has none (a typo must not pass as "empty"). */
+async function withStore<T>(fn: (store: Store, src: LoadedConfig) => Promise<T>, opts: { mustExist?: boolean } = {}): Promise<T> {
   const src = source();
-  const store = await Store.open(join(src.dataDir, src.config.store.path));
+  const path = join(src.dataDir, src.config.store.path);
+  if (opts.mustExist && !existsSync(path)) throw new Error(`no store at ${path}: check --config and CORBEL_DATA_DIR`);
+  const store = await Store.open(path);
   try {
     return await fn(store, src);
   } finally {
@@ -104,6 +107,8 @@ route.command('explain').description('which rule matches a payment, the accounts
       if (routingProblems.length) throw new ConfigError(routingProblems.map((p) => p.reason));
       const amount = Number(opts.amount);
       if (!Number.isSafeInteger(amount) || amount <= 0) throw new Error('--amount must be a positive integer of minor units (fen)');
+      if (!snapshot.routing.payMethods.has(opts.payMethod)) throw new Error(`no configured channel serves ${opts.payMethod}`);
+      if (amount > src.config.api.max_amount) throw new Error(`--amount is above api.max_amount (${src.config.api.max_amount}): the API would refuse it`);
       const merchantRecord = opts.merchant ? await withStore((store) => store.merchants.get(store.reads, opts.merchant!)) : undefined;
       const bindings = merchantRecord ? await withStore((store) => store.merchants.listBindings(store.reads, merchantRecord.id)) : [];
       const metadata = Object.fromEntries((opts.metadata ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
@@ -166,7 +171,7 @@ ledger.command('verify').description('check every journal balances and the balan
     const report = await verifyLedger(store);
     print(opts.json, report, () => report.ok ? `ledger ok: ${report.journals} journals balance and match the payments and refunds` : `ledger NOT ok:\n  ${report.problems.join('\n  ')}`);
     if (!report.ok) process.exitCode = 1;
-  }));
+  }, { mustExist: true }));
 
 program.command('simulate <channel>').description('run one channel simulator on its own').option('-p, --port <port>', 'port', '0').option('--data-dir <dir>', 'key material directory', './data')
   .action(async (channel: string, opts: { port: string; dataDir: string }) => {

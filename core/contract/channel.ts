@@ -198,7 +198,12 @@ export interface ChannelSandbox<Config> {
 }
 
 export interface ChannelPlugin<Config = unknown> {
-  manifest: PluginManifest<Config> & { kind: 'channel'; payMethods: readonly string[] };
+  manifest: PluginManifest<Config> & {
+    kind: 'channel';
+    payMethods: readonly string[];
+    /** Payer fields a pay method cannot do without (e.g. JSAPI needs the openid): checked before anything is created. */
+    payerFields?: Readonly<Record<string, ReadonlyArray<keyof PayerInfo>>>;
+  };
   createAccount(config: Config, ctx: ChannelAccountContext): Promise<ChannelAccount>;
   sandbox?: ChannelSandbox<Config>;
 }

@@ -23,10 +23,12 @@ export function buildApp(s: HttpServices): Koa<CorbelState> {
   const channel = channelRouter(s);
   app.use(requestContext(s.runtime, s.metrics, s.logger, s.inFlight));
   app.use(ops.routes());
+  const sign = signResponse(s.signer);
   app.use(async (ctx, next) => {
-    // Sign only the API surfaces; ops endpoints and channel acknowledgements are read by machines that expect them bare.
-    if (ctx.path.startsWith('/v1/') || ctx.path.startsWith('/admin/')) return signResponse(s.signer)(ctx as unknown as CorbelContext, next);
-    return next();
+    // Everything the gateway answers is signed, except channel acknowledgements (the channel expects its exact bytes)
+    // and the ops endpoints (read by probes and Prometheus, which expect them bare; they are answered above).
+    if (ctx.path.startsWith('/notify/')) return next();
+    return sign(ctx as unknown as CorbelContext, next);
   });
   app.use(errorBoundary(s.logger));
   app.use(rawBody());

@@ -126,6 +126,9 @@ export class Gateway {
       adminToken: () => adminToken, isDraining: () => gateway.draining, inFlight: gateway.inFlight,
     });
     server.keepAliveTimeout = 5_000;
+    // A client that declares a body and never sends it must not hold a request open for Node's default 5 minutes.
+    server.requestTimeout = 15_000;
+    server.headersTimeout = 10_000;
     server.on('request', app.callback());
     dispatcher.start();
     gateway.startBackgroundJobs();

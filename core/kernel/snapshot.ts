@@ -19,6 +19,8 @@ export interface AccountEntry {
   sandbox: boolean;
   requiresBinding: boolean;
   payMethods: ReadonlySet<string>;
+  /** Payer fields each pay method requires, from the plugin's manifest. */
+  payerFields: Readonly<Record<string, ReadonlyArray<string>>>;
   instance: ChannelAccount | null;
   /** Why the account is not serving, when it is not. */
   error: string | null;
@@ -125,7 +127,7 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
 
   const accounts = new Map<string, AccountEntry>();
   for (const [name, account] of Object.entries(config.channels)) {
-    const entry: AccountEntry = { name, plugin: account.plugin, sandbox: account.sandbox, requiresBinding: account.requires_binding, payMethods: new Set(), instance: null, error: null, http: null };
+    const entry: AccountEntry = { name, plugin: account.plugin, sandbox: account.sandbox, requiresBinding: account.requires_binding, payMethods: new Set(), payerFields: {}, instance: null, error: null, http: null };
     accounts.set(name, entry);
     if (!account.enabled) {
       entry.error = 'disabled in config';
@@ -157,6 +159,7 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
         accountName: name, sandbox: account.sandbox, logger, http: entry.http, dataDir, configDir: source.dir, publicUrl: deps.publicUrl,
       });
       entry.payMethods = new Set(served);
+      entry.payerFields = channel.manifest.payerFields ?? {};
     } catch (err) {
       entry.error = (err as Error).message;
       entry.http?.dispose();

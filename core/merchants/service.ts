@@ -84,6 +84,7 @@ export class MerchantService {
     const now = Date.now();
     const app: AppRecord = { id: newId('app'), merchantId, authType: input.auth_type, hmacSecret: null, publicKeyPem: null, notifyUrl: input.notify_url ?? null, status: 'active', createdAt: now };
     const created: CreatedApp = { app };
+    if (input.auth_type === 'hmac' && input.public_key) throw new ApiError('invalid_request', 'public_key: only for auth_type rsa', 'public_key');
     if (input.auth_type === 'hmac') {
       app.hmacSecret = randomBytes(32).toString('base64url');
       created.secret = app.hmacSecret;

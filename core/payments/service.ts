@@ -97,6 +97,11 @@ export class PaymentService {
 
     const id = newId('pay');
     const first = snapshot.account(decision.candidates[0]!)!;
+    for (const field of first.payerFields[input.pay_method] ?? []) {
+      if (!input.payer?.[field as keyof NonNullable<CreatePaymentInput['payer']>]) {
+        throw new ApiError('invalid_request', `payer.${field}: required for ${input.pay_method}`, `payer.${field}`);
+      }
+    }
     const routing: RoutingTrace = { rule: decision.rule, strategy: decision.strategy, channel: null, attempts: [] };
     const payment: PaymentRecord = {
       id, merchantId: caller.merchant.id, appId: caller.app.id, outTradeNo: input.out_trade_no, amount: input.amount, amountRefunded: 0,

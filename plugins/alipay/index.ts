@@ -196,6 +196,7 @@ const plugin: ChannelPlugin<AlipayConfig> = {
     contract: '1',
     description: 'Alipay OpenAPI (gateway.do, RSA2 public-key mode): QR, PC page, mobile web, app and barcode payments',
     payMethods: PAY_METHOD_NAMES,
+    payerFields: { 'alipay.barcode': ['auth_code'] },
     configSchema: alipayConfigSchema,
   },
   async createAccount(config, ctx) {

@@ -80,6 +80,7 @@ const plugin: ChannelPlugin<WechatPayConfig> = {
     contract: '1',
     description: 'WeChat Pay API v3 (direct and service provider), micropay via APIv2',
     payMethods: PAY_METHODS,
+    payerFields: { 'wechat.jsapi': ['openid'], 'wechat.h5': ['client_ip'], 'wechat.micropay': ['auth_code', 'client_ip'] },
     configSchema: wechatPayConfigSchema,
   },
   createAccount,

@@ -87,6 +87,17 @@ for (const [payMethod, payer] of [['wechat.micropay', { auth_code: '134567890123
   });
 }
 
+test('a pay method missing the payer field it needs is a 400 before anything is created', async (t) => {
+  for (const [payMethod, field, payer] of [['wechat.jsapi', 'openid', { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' }], ['alipay.barcode', 'auth_code', { auth_code: '286012345678901234' }], ['wechat.h5', 'client_ip', { client_ip: '203.0.113.9' }]] as const) {
+    const outTradeNo = `needs-${field}-${Date.now()}`;
+    const refused = await client.request('POST', '/v1/payments', { out_trade_no: outTradeNo, amount: 100, pay_method: payMethod });
+    t.is(refused.status, 400, refused.text);
+    t.is(refused.json.error.param, `payer.${field}`);
+    const accepted = await client.request('POST', '/v1/payments', { out_trade_no: outTradeNo, amount: 100, pay_method: payMethod, payer });
+    t.is(accepted.status, 201, 'the out_trade_no was not used up by the refused request');
+  }
+});
+
 test.after('ledger verify passes after the channel flows', async (t) => {
   if (!env) return t.pass();
   const report = await admin(env.gw, 'GET', '/admin/ledger/verify');

@@ -65,10 +65,13 @@ test.serial('corbel route explain prints the rule, the order and the reasons', a
   try {
     const { stdout } = await exec(process.execPath, [join(process.cwd(), 'bin/corbel'), '--config', env.configPath, 'route', 'explain', '--pay-method', 'wechat.native', '--amount', '1200', '--merchant', 'm_1'], { env: { ...process.env, CORBEL_DATA_DIR: join(env.dir, 'data') } });
     t.regex(stdout, /rule 0 "wechat" matched \(priority\); try wechat_a → wechat_b/);
-    const { stdout: js } = await exec(process.execPath, [join(process.cwd(), 'bin/corbel'), '--config', env.configPath, 'route', 'explain', '--pay-method', 'alipay.qr', '--amount', '1200', '--json'], { env: { ...process.env, CORBEL_DATA_DIR: join(env.dir, 'data') } });
+    const { stdout: js } = await exec(process.execPath, [join(process.cwd(), 'bin/corbel'), '--config', env.configPath, 'route', 'explain', '--pay-method', 'wechat.jsapi', '--amount', '1200', '--json'], { env: { ...process.env, CORBEL_DATA_DIR: join(env.dir, 'data') } });
     const out = JSON.parse(js);
-    t.is(out.rule, null);
-    t.deepEqual(out.order, []);
+    t.like(out.rule, { name: 'wechat', strategy: 'priority' });
+    t.deepEqual(out.order, ['wechat_a', 'wechat_b']);
+    const unknown = await exec(process.execPath, [join(process.cwd(), 'bin/corbel'), '--config', env.configPath, 'route', 'explain', '--pay-method', 'alipay.qr', '--amount', '1200'], { env: { ...process.env, CORBEL_DATA_DIR: join(env.dir, 'data') } }).catch((err: { code: number; stderr: string }) => err);
+    t.is((unknown as { code: number }).code, 1);
+    t.regex((unknown as { stderr: string }).stderr, /no configured channel serves alipay\.qr/);
     const statement = await admin(env.gw, 'GET', `/admin/channels/wechat_a/statement?date=${new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10)}`);
     t.is(statement.status, 200, JSON.stringify(statement.json));
     t.true(Array.isArray(statement.json.lines));

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHmac } from 'node:crypto';
 import { startGateway, activeMerchant, MerchantClient, type TestGateway } from '../helpers/gateway.js';
 
 let env: TestGateway;
@@ -100,4 +101,18 @@ test('the gateway public key is served unauthenticated', async (t) => {
   t.is(res.status, 200);
   const json = (await res.json()) as any;
   t.regex(json.keys[0].public_key, /BEGIN PUBLIC KEY/);
+});
+
+test('the signature covers the raw body bytes, not their decoding', async (t) => {
+  const bytes = Buffer.concat([Buffer.from('{"out_trade_no":"raw-bytes","amount":100,"pay_method":"fixture.qr","subject":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]);
+  const ts = Math.floor(Date.now() / 1000).toString();
+  const signWith = (body: Buffer, nonce: string) => {
+    const signed = Buffer.concat([Buffer.from(`POST\n/v1/payments\n${ts}\n${nonce}\n`), body, Buffer.from('\n')]);
+    const sig = createHmac('sha256', hmac.creds.secret!).update(signed).digest('base64');
+    return `CORBEL-HMAC-SHA256 app_id="${hmac.creds.appId}",timestamp="${ts}",nonce="${nonce}",signature="${sig}"`;
+  };
+  const decodedThenSigned = await fetch(env.gw.url + '/v1/payments', { method: 'POST', body: bytes, headers: { 'content-type': 'application/json', authorization: signWith(Buffer.from(bytes.toString('utf8')), 'raw-bytes-001') } });
+  t.is(decodedThenSigned.status, 401, 'a signature over the decoded text does not cover other bytes');
+  const exact = await fetch(env.gw.url + '/v1/payments', { method: 'POST', body: bytes, headers: { 'content-type': 'application/json', authorization: signWith(bytes, 'raw-bytes-002') } });
+  t.is(exact.status, 201);
 });

@@ -36,9 +36,11 @@ export function parseAuthorization(header: string): AuthorizationFields | null {
   return { scheme, app_id, timestamp, nonce, signature };
 }
 
-/** The string a merchant signs: METHOD\nPATH_WITH_QUERY\nTIMESTAMP\nNONCE\nBODY\n. */
-export function merchantSignedString(method: string, pathWithQuery: string, timestamp: string, nonce: string, body: string): string {
-  return `${method}\n${pathWithQuery}\n${timestamp}\n${nonce}\n${body}\n`;
+const NEWLINE = Buffer.from('\n');
+
+/** The bytes a merchant signs: METHOD\nPATH_WITH_QUERY\nTIMESTAMP\nNONCE\nBODY\n, with BODY the raw body bytes as sent. */
+export function merchantSignedBytes(method: string, pathWithQuery: string, timestamp: string, nonce: string, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${method}\n${pathWithQuery}\n${timestamp}\n${nonce}\n`), body, NEWLINE]);
 }
 
 interface CachedCaller {
@@ -99,7 +101,7 @@ export function merchantAuth(callers: CallerCache, nonces: NonceGuard): CorbelMi
     const skew = Math.abs(now / 1000 - Number(auth.timestamp));
     if (skew > tolerance) throw new ApiError('timestamp_out_of_window', `timestamp is ${Math.round(skew)} s off the gateway clock; at most ${tolerance} s is accepted`, 'timestamp');
 
-    const signed = merchantSignedString(ctx.method, ctx.originalUrl, auth.timestamp, auth.nonce, ctx.state.rawText);
+    const signed = merchantSignedBytes(ctx.method, ctx.originalUrl, auth.timestamp, auth.nonce, ctx.state.rawBody);
     const expectedScheme = caller.app.authType === 'hmac' ? AUTH_SCHEMES.hmac : AUTH_SCHEMES.rsa;
     if (auth.scheme !== expectedScheme) throw new ApiError('invalid_signature', `app ${auth.app_id} signs with ${expectedScheme}`, 'signature');
     if (!signatureValid(caller, signed, auth.signature)) throw new ApiError('invalid_signature', 'signature does not match the request', 'signature');
@@ -113,7 +115,7 @@ export function merchantAuth(callers: CallerCache, nonces: NonceGuard): CorbelMi
   };
 }
 
-function signatureValid(caller: CachedCaller, signed: string, signature: string): boolean {
+function signatureValid(caller: CachedCaller, signed: Buffer, signature: string): boolean {
   const provided = Buffer.from(signature, 'base64');
   if (caller.hmacKey) {
     const expected = createHmac('sha256', caller.hmacKey).update(signed).digest();
@@ -121,7 +123,7 @@ function signatureValid(caller: CachedCaller, signed: string, signature: string)
   }
   if (caller.publicKey) {
     try {
-      return verify('sha256', Buffer.from(signed), caller.publicKey, provided);
+      return verify('sha256', signed, caller.publicKey, provided);
     } catch {
       return false;
     }

@@ -36,6 +36,8 @@ export function adminRouter(s: HttpServices): Router<CorbelState> {
 
   router.get('/merchants', async (ctx) => {
     const status = typeof ctx.query.status === 'string' ? ctx.query.status : undefined;
+    const statuses = ['pending_review', 'active', 'rejected', 'suspended'];
+    if (status !== undefined && !statuses.includes(status)) throw new ApiError('invalid_request', `status: one of ${statuses.join(', ')}`, 'status');
     ctx.body = { data: (await s.merchants.list(status as never)).map(merchantToApi) };
   });
 
