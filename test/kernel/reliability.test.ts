@@ -153,7 +153,7 @@ test.serial('forged, tampered, duplicate and unmatched notifications end correct
   }
 });
 
-test.serial('a lost notification is recovered by the poller and by a stale GET', async (t) => {
+test.serial('a lost notification is recovered by the poller', async (t) => {
   const env = await startGateway(fixtureConfig().replace('  interval_ms: 200', '  interval_ms: 100'));
   try {
     const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
