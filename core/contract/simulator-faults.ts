@@ -70,3 +70,14 @@ export function takeCountedFault(faults: FaultSet, fault: CountedFault): boolean
   faults[fault] -= 1;
   return true;
 }
+
+/** Options every channel simulator's start function takes; a simulator may add its own on top. */
+export interface SimulatorBaseOptions {
+  /** Key material is generated on first run into `${dataDir}/simulators/<channel>/` and reused after. */
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** Notification retry schedule: each simulator defaults to a compressed copy of its channel's real one. */
+  notifyRetryDelaysMs?: number[];
+  log?: (line: Record<string, unknown>) => void;
+}

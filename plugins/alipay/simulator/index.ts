@@ -20,19 +20,14 @@ import {
   buildSignContent, buildSignedResponse, corruptSignature, NOTIFY_SIGN_EXCLUDED, responseKeyFor, signRsa2, type ParamMap,
 } from './signing.js';
 import { tradeView, type Trade } from './state.js';
+import type { SimulatorBaseOptions } from '../../../core/index.js';
 
 export type { AlipaySandboxCredentials, AlipayAppAuthGrant } from './keys.js';
 export type { FaultSet } from '../../../core/index.js';
 export { buildSignContent, REQUEST_SIGN_EXCLUDED, NOTIFY_SIGN_EXCLUDED } from './signing.js';
 
-export interface SimulatorOptions {
-  /** Key material is generated on first run into `${dataDir}/simulators/alipay/` and reused after. */
-  dataDir: string;
-  host?: string;
-  port?: number;
-  /** Notification retry schedule. Default: Alipay's real 4m,10m,10m,1h,2h,6h,15h compressed 240x. */
-  notifyRetryDelaysMs?: number[];
-  log?: (line: Record<string, unknown>) => void;
+/** notifyRetryDelaysMs defaults to Alipay's real 4m,10m,10m,1h,2h,6h,15h compressed 240x. */
+export interface SimulatorOptions extends SimulatorBaseOptions {
   /** Extra (Alipay-specific): how long an `alipay.trade.pay` with a "27..." auth code waits for the payer. Default 5000. */
   userPayingSettleMs?: number;
 }

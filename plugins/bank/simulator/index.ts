@@ -6,20 +6,14 @@ import { createBankSimulatorApp, type FaultState } from './app.js';
 import { Bank } from './bank.js';
 import { loadKeyMaterial, writeCredentials, type BankSandboxCredentials } from './keys.js';
 import { Notifier } from './notifier.js';
+import type { SimulatorBaseOptions } from '../../../core/index.js';
 
 export type { BankSandboxCredentials } from './keys.js';
 export { createBankSimulatorApp } from './app.js';
 export type { FaultSet } from '../../../core/index.js';
 
-export interface SimulatorOptions {
-  /** Key material is generated on first run into `${dataDir}/simulators/bank/` and reused after. */
-  dataDir: string;
-  host?: string;
-  port?: number;
-  /** Notification retry schedule; the bank's real one is 15 s, 1 min, 5 min, 30 min, 2 h, 6 h, 24 h. */
-  notifyRetryDelaysMs?: number[];
-  log?: (line: Record<string, unknown>) => void;
-}
+/** notifyRetryDelaysMs: the bank's real schedule is 15 s, 1 min, 5 min, 30 min, 2 h, 6 h, 24 h. */
+export type SimulatorOptions = SimulatorBaseOptions;
 
 export interface BankSimulatorOptions extends SimulatorOptions {
   /** Delay after which a refund settles to SUCCESS by itself; null = only via POST /__sim/refunds/:no/succeed|fail. Default 200. */

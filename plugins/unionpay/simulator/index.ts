@@ -11,19 +11,12 @@ import { join } from 'node:path';
 import { createUnionPaySimulatorApp, GATEWAY_PATHS } from './app.js';
 import { UnionPayGateway } from './gateway.js';
 import { DEFAULT_MER_ID, keyFilePath, loadOrCreateKeyMaterial, MERCHANT_PFX_PASSWORD } from './keys.js';
+import type { SimulatorBaseOptions } from '../../../core/index.js';
 
 export { createUnionPaySimulatorApp, FILE_TRANS_PATH, GATEWAY_PATHS } from './app.js';
 export { UnionPayGateway } from './gateway.js';
 
-export interface SimulatorOptions {
-  /** Key material is generated on first run into `${dataDir}/simulators/unionpay/` and reused after. */
-  dataDir: string;
-  host?: string;
-  port?: number;
-  /** Back-notification retry schedule; default a compressed version of UnionPay's back-off. */
-  notifyRetryDelaysMs?: number[];
-  log?: (line: Record<string, unknown>) => void;
-}
+export type SimulatorOptions = SimulatorBaseOptions;
 
 /** What a merchant gets from the UnionPay portal (and acp_sdk.properties would hold), pointed at the sandbox. */
 export interface UnionPaySandboxCredentials {

@@ -3,18 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIRECT_MERCHANT, SERVICE_PROVIDER, loadOrCreateKeyMaterial, type KeyMaterial, type MerchantKeys } from './keys.js';
 import { WechatPaySimulator, type VerificationMode } from './server.js';
+import type { SimulatorBaseOptions } from '../../../core/index.js';
 
 export type { VerificationMode } from './server.js';
 export type { FaultSet } from '../../../core/index.js';
 
-export interface SimulatorOptions {
-  /** Key material is generated on first run into `${dataDir}/simulators/wechatpay/` and reused after. */
-  dataDir: string;
-  host?: string;
-  port?: number;
-  /** Notification retry schedule. Default compresses WeChat's 15s/15s/30s/3m/10m/… schedule. */
-  notifyRetryDelaysMs?: number[];
-  log?: (line: Record<string, unknown>) => void;
+/** notifyRetryDelaysMs defaults to a compressed copy of WeChat's 15s/15s/30s/3m/10m/… schedule. */
+export interface SimulatorOptions extends SimulatorBaseOptions {
   /** Initial verification mode of every merchant (default platform_certificate); changeable via the control API. */
   verificationMode?: VerificationMode;
   /** How long refunds stay PROCESSING before SUCCESS (default 200 ms). */
