@@ -5,3 +5,4 @@ export * from './contract/channel.js';
 export * from './contract/capability.js';
 export * from './contract/simulator-faults.js';
 export { z } from 'zod';
+export * from './contract/signing.js';

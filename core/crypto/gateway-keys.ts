@@ -1,4 +1,5 @@
-import { generateKeyPairSync, createPrivateKey, createPublicKey, createHash, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, createPrivateKey, createPublicKey, createHash, type KeyObject } from 'node:crypto';
+import { rsaSha256SignBase64 } from '../contract/signing.js';
 import { randomPoolBytes } from './ids.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ export interface GatewaySigner {
   keyId: string;
   publicKeyPem: string;
   /** Returns the Corbel-Timestamp/Nonce/Signature headers for a body. */
-  signHeaders(body: string): { 'Corbel-Timestamp': string; 'Corbel-Nonce': string; 'Corbel-Signature': string; 'Corbel-Key-Id': string };
+  signHeaders(body: string): Promise<{ 'Corbel-Timestamp': string; 'Corbel-Nonce': string; 'Corbel-Signature': string; 'Corbel-Key-Id': string }>;
 }
 
 export function gatewaySignedString(timestamp: string, nonce: string, body: string): string {
@@ -33,10 +34,10 @@ export function createGatewaySigner(privateKey: KeyObject): GatewaySigner {
   return {
     keyId,
     publicKeyPem,
-    signHeaders(body) {
+    async signHeaders(body) {
       const timestamp = Math.floor(Date.now() / 1000).toString();
       const nonce = randomPoolBytes(12).toString('hex');
-      const signature = sign('sha256', Buffer.from(gatewaySignedString(timestamp, nonce, body)), privateKey).toString('base64');
+      const signature = await rsaSha256SignBase64(gatewaySignedString(timestamp, nonce, body), privateKey);
       return { 'Corbel-Timestamp': timestamp, 'Corbel-Nonce': nonce, 'Corbel-Signature': signature, 'Corbel-Key-Id': keyId };
     },
   };

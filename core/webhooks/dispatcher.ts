@@ -123,7 +123,7 @@ export class WebhookDispatcher {
         if (!settings.allowPrivateTargets && isPrivateTarget(event.url!)) throw new Error('notify URL points at a private or loopback address');
         const res = await this.client.post(event.url!, {
           body: event.payload,
-          headers: { 'content-type': 'application/json', 'user-agent': 'Corbel-Webhooks/1', 'corbel-event-id': event.id, 'corbel-event-type': event.type, ...this.signer.signHeaders(event.payload) },
+          headers: { 'content-type': 'application/json', 'user-agent': 'Corbel-Webhooks/1', 'corbel-event-id': event.id, 'corbel-event-type': event.type, ...(await this.signer.signHeaders(event.payload)) },
           timeout: { request: settings.timeoutMs },
         });
         statusCode = res.statusCode;

@@ -4,8 +4,8 @@
 //
 // Another bank of this family mostly differs here: what goes into the signed string, the algorithm, and where the
 // signature travels. Keep that knowledge in this file so the flows (account.ts) stay the same.
-import { createHash, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import { ChannelError, type ChannelHttp, type OutboundResponse } from '../../core/index.js';
+import { createHash, randomBytes, verify, type KeyObject } from 'node:crypto';
+import { ChannelError, rsaSha256SignBase64, type ChannelHttp, type OutboundResponse } from '../../core/index.js';
 import { bankError } from './transformers.js';
 
 // ---- Pure signing helpers ------------------------------------------------------------------------------------------
@@ -44,8 +44,8 @@ export function baseString(p: BaseStringParts): string {
 }
 
 /** RSASSA-PKCS1-v1_5 with SHA-256, standard base64. */
-export function signBase(base: string, key: KeyObject): string {
-  return sign('sha256', Buffer.from(base, 'utf8'), key).toString('base64');
+export function signBase(base: string, key: KeyObject): Promise<string> {
+  return rsaSha256SignBase64(base, key);
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -89,7 +89,7 @@ export interface SignedHeadersInput {
   nonce?: string;
 }
 
-export function signedHeaders(input: SignedHeadersInput): Record<string, string> {
+export async function signedHeaders(input: SignedHeadersInput): Promise<Record<string, string>> {
   const timestamp = input.timestamp ?? String(Math.floor(Date.now() / 1000));
   const nonce = input.nonce ?? newNonce();
   const base = baseString({ line1: input.line1, line2: input.line2, merchantId: input.merchantId, timestamp, nonce, body: input.body });
@@ -97,7 +97,7 @@ export function signedHeaders(input: SignedHeadersInput): Record<string, string>
     [input.names.merchant]: input.merchantId,
     [input.names.timestamp]: timestamp,
     [input.names.nonce]: nonce,
-    [input.names.signature]: signBase(base, input.key),
+    [input.names.signature]: await signBase(base, input.key),
   };
 }
 
@@ -201,7 +201,7 @@ export class BankTransport {
     const { baseUrl, apiPrefix, merchantId, names } = this.options;
     const target = `${apiPrefix}${call.path}`;
     const body = call.json === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(call.json), 'utf8');
-    const headers = signedHeaders({ line1: call.method, line2: target, merchantId, body, key: this.options.merchantPrivateKey, names });
+    const headers = await signedHeaders({ line1: call.method, line2: target, merchantId, body, key: this.options.merchantPrivateKey, names });
     if (call.json !== undefined) headers['content-type'] = 'application/json; charset=utf-8';
     const nonce = headers[names.nonce]!;
 

@@ -15,7 +15,7 @@ export function signResponse(signer: GatewaySigner): CorbelMiddleware {
       ctx.type = 'application/json';
       ctx.status = status;
     }
-    const headers = signer.signHeaders(body as string);
+    const headers = await signer.signHeaders(body as string);
     for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
   };
 }
