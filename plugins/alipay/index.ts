@@ -42,13 +42,13 @@ class AlipayAccount implements ChannelAccount {
     return binding?.params.app_auth_token || this.cfg.app_auth_token || undefined;
   }
 
-  private sign(method: string, bizContent: Record<string, unknown>, extra: { notifyUrl?: string; returnUrl?: string; appAuthToken?: string }) {
+  private sign(method: string, bizContent: Record<string, unknown>, extra: { notifyUrl?: string; returnUrl?: string; appAuthToken?: string }): Promise<Record<string, string>> {
     return signedParams({ appId: this.cfg.app_id, method, bizContent, now: new Date(), ...extra }, this.keys.appPrivateKey);
   }
 
   /** One server call: sign, POST the form, cut and verify the response. Non-10000 codes are returned, not thrown. */
   private async call(method: string, bizContent: Record<string, unknown>, opts: CallOptions): Promise<GatewayResponse> {
-    const params = this.sign(method, bizContent, { notifyUrl: opts.notifyUrl, appAuthToken: opts.appAuthToken });
+    const params = await this.sign(method, bizContent, { notifyUrl: opts.notifyUrl, appAuthToken: opts.appAuthToken });
     const res = await this.ctx.http.send({
       method: 'POST',
       url: this.postUrl,
@@ -76,11 +76,11 @@ class AlipayAccount implements ChannelAccount {
     const biz = paymentBizContent(req, { sellerId: this.cfg.seller_id });
     const appAuthToken = this.token(req.binding);
     if (spec.kind === 'redirect') {
-      const params = this.sign(spec.method, biz, { notifyUrl: req.notifyUrl, returnUrl: req.returnUrl, appAuthToken });
+      const params = await this.sign(spec.method, biz, { notifyUrl: req.notifyUrl, returnUrl: req.returnUrl, appAuthToken });
       return { status: 'pending', action: { type: 'redirect', url: gatewayGetUrl(this.cfg.gateway_url, params) } };
     }
     if (spec.kind === 'app') {
-      const params = this.sign(spec.method, biz, { notifyUrl: req.notifyUrl, appAuthToken });
+      const params = await this.sign(spec.method, biz, { notifyUrl: req.notifyUrl, appAuthToken });
       return { status: 'pending', action: { type: 'app', params: { order_string: encodeParams(params) } } };
     }
     const res = await this.call(spec.method, biz, { operation: 'create_payment', notifyUrl: req.notifyUrl, appAuthToken });

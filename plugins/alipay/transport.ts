@@ -1,5 +1,5 @@
-import { createSign, createVerify, type KeyObject } from 'node:crypto';
-import { ChannelError } from '../../core/index.js';
+import { createVerify, type KeyObject } from 'node:crypto';
+import { ChannelError, rsaSha256SignBase64 } from '../../core/index.js';
 
 /** Alipay's gateway works in China Standard Time (UTC+8, no DST), whatever the host's TZ. */
 const CHINA_OFFSET_MS = 8 * 3600_000;
@@ -34,8 +34,8 @@ export function signContent(params: Record<string, string | undefined>, exclude:
     .join('&');
 }
 
-export function rsa2Sign(content: string, key: KeyObject): string {
-  return createSign('RSA-SHA256').update(content, 'utf8').sign(key, 'base64');
+export function rsa2Sign(content: string, key: KeyObject): Promise<string> {
+  return rsaSha256SignBase64(content, key);
 }
 
 export function rsa2Verify(content: string | Buffer, signature: string, key: KeyObject): boolean {
@@ -58,7 +58,7 @@ export interface CommonParams {
 }
 
 /** Builds and signs the full parameter set of one OpenAPI call (public-key mode, RSA2). */
-export function signedParams(p: CommonParams, key: KeyObject): Record<string, string> {
+export async function signedParams(p: CommonParams, key: KeyObject): Promise<Record<string, string>> {
   const params: Record<string, string> = {
     app_id: p.appId,
     method: p.method,
@@ -72,7 +72,7 @@ export function signedParams(p: CommonParams, key: KeyObject): Record<string, st
   if (p.notifyUrl) params.notify_url = p.notifyUrl;
   if (p.returnUrl) params.return_url = p.returnUrl;
   if (p.appAuthToken) params.app_auth_token = p.appAuthToken;
-  params.sign = rsa2Sign(signContent(params), key);
+  params.sign = await rsa2Sign(signContent(params), key);
   return params;
 }
 

@@ -51,7 +51,7 @@ export class UnionPayAccount implements ChannelAccount {
 
   /** Signs, POSTs, parses and verifies. Returns the verified fields whatever their respCode. */
   private async call(url: string, fields: AcpFields, operation: string, timeoutMs?: number): Promise<AcpFields> {
-    const signed = signRequest(fields, this.keys.signing.privateKey);
+    const signed = await signRequest(fields, this.keys.signing.privateKey);
     const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(signed), operation, timeoutMs });
     if (res.status !== 200) throw new ChannelError('channel_unavailable', `UnionPay answered HTTP ${res.status} to ${operation}`, true, `HTTP_${res.status}`, true);
     const answer = parseAcpResponse(res.text);
@@ -85,7 +85,7 @@ export class UnionPayAccount implements ChannelAccount {
       case 'unionpay.web': {
         // The payer's browser must POST this signed form to frontTransReq.do (the gateway answers GET with 405), so the
         // action carries the form: `form_action` + `form_method` + the signed fields. Nothing exists at UnionPay yet.
-        const signed = signRequest(webConsumeFields(this.id, input), this.keys.signing.privateKey);
+        const signed = await signRequest(webConsumeFields(this.id, input), this.keys.signing.privateKey);
         return { status: 'pending', action: { type: 'app', params: { form_action: this.config.front_trans_url, form_method: 'POST', ...signed } } };
       }
       case 'unionpay.qr': {

@@ -2,8 +2,9 @@
  * UnionPay ACP 5.1.0 wire layer: the k=v message format, signMethod 01 signing and verification, and the key
  * material it needs (parsed once per account). No I/O here except what createAccount hands in.
  */
-import { createHash, createPrivateKey, sign as rsaSign, verify as rsaVerify, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, verify as rsaVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
+import { rsaSha256SignBase64 } from '../../core/index.js';
 
 export type AcpFields = Record<string, string>;
 
@@ -27,11 +28,11 @@ export function signDigestHex(fields: AcpFields, skipEmpty: boolean): string {
 }
 
 /** Drops blank values (what the acpsdk does before signing) and adds `signature`. */
-export function signRequest(fields: AcpFields, key: KeyObject): AcpFields {
+export async function signRequest(fields: AcpFields, key: KeyObject): Promise<AcpFields> {
   const out: AcpFields = {};
   for (const [k, v] of Object.entries(fields)) if (v !== '' && k !== 'signature') out[k] = v;
   const digest = signDigestHex(out, true);
-  out.signature = rsaSign('sha256', Buffer.from(digest, 'utf8'), key).toString('base64');
+  out.signature = await rsaSha256SignBase64(digest, key);
   return out;
 }
 

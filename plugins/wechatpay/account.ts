@@ -19,6 +19,7 @@ import {
   type PaymentReference,
   type RefundReference,
   type RefundRequest,
+  rsaSha256SignBase64,
   type StatementLine,
 } from '../../core/index.js';
 import type { WechatPayConfig } from './config.js';
@@ -55,7 +56,6 @@ import {
   tradeBillPath,
   unixSeconds,
   verifySignature,
-  rsaSign,
   signatureHeaders,
   type EncryptedResource,
   type VerifyOutcome,
@@ -96,7 +96,7 @@ export class WechatPayAccount implements ChannelAccount {
   private async send(operation: string, method: 'GET' | 'POST', url: string, body?: unknown): Promise<OutboundResponse> {
     const text = body === undefined ? '' : JSON.stringify(body);
     const headers: Record<string, string> = {
-      Authorization: authorizationHeader({ mchid: this.config.mchid, serialNo: this.keys.serialNo, privateKey: this.keys.privateKey }, method, signedUrlPart(url), text),
+      Authorization: await authorizationHeader({ mchid: this.config.mchid, serialNo: this.keys.serialNo, privateKey: this.keys.privateKey }, method, signedUrlPart(url), text),
       Accept: 'application/json',
       'User-Agent': USER_AGENT,
     };
@@ -233,8 +233,8 @@ export class WechatPayAccount implements ChannelAccount {
     const body = prepayBody(req, tradeType, scope);
     const { data } = await this.call<{ code_url?: string; prepay_id?: string; h5_url?: string }>('create_payment', 'POST', prepayPath(scope.partner, tradeType), body);
     const clientAppid = scope.subAppid ?? scope.appid;
-    const action = actionFor(tradeType, data ?? {}, clientAppid, scope.partner ? scope.subMchid! : scope.mchid, {
-      sign: (m) => rsaSign(this.keys.privateKey, m),
+    const action = await actionFor(tradeType, data ?? {}, clientAppid, scope.partner ? scope.subMchid! : scope.mchid, {
+      sign: (m) => rsaSha256SignBase64(m, this.keys.privateKey),
       nonce: newNonce,
       timestamp: () => unixSeconds(),
     });

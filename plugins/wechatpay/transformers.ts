@@ -125,13 +125,13 @@ export function micropayFields(req: CreatePaymentRequest, scope: MerchantScope, 
 // ---------------------------------------------------------------- client pay parameters
 
 export interface ClientSigner {
-  sign(message: string): string;
+  sign(message: string): Promise<string>;
   nonce(): string;
   timestamp(): string;
 }
 
 /** The action the payer needs, from the prepay answer. JSAPI/APP parameters are signed with the merchant key. */
-export function actionFor(tradeType: V3TradeType, answer: { code_url?: string; prepay_id?: string; h5_url?: string }, appid: string, mchidForApp: string, signer: ClientSigner): PaymentAction {
+export async function actionFor(tradeType: V3TradeType, answer: { code_url?: string; prepay_id?: string; h5_url?: string }, appid: string, mchidForApp: string, signer: ClientSigner): Promise<PaymentAction> {
   switch (tradeType) {
     case 'native':
       if (!answer.code_url) throw new ChannelError('unknown', 'native prepay answer has no code_url', true);
@@ -144,14 +144,14 @@ export function actionFor(tradeType: V3TradeType, answer: { code_url?: string; p
       const timeStamp = signer.timestamp();
       const nonceStr = signer.nonce();
       const pkg = `prepay_id=${answer.prepay_id}`;
-      const paySign = signer.sign(`${appid}\n${timeStamp}\n${nonceStr}\n${pkg}\n`);
+      const paySign = await signer.sign(`${appid}\n${timeStamp}\n${nonceStr}\n${pkg}\n`);
       return { type: 'jsapi', params: { appId: appid, timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign } };
     }
     case 'app': {
       if (!answer.prepay_id) throw new ChannelError('unknown', 'app prepay answer has no prepay_id', true);
       const timestamp = signer.timestamp();
       const noncestr = signer.nonce();
-      const sign = signer.sign(`${appid}\n${timestamp}\n${noncestr}\n${answer.prepay_id}\n`);
+      const sign = await signer.sign(`${appid}\n${timestamp}\n${noncestr}\n${answer.prepay_id}\n`);
       return { type: 'app', params: { appid, partnerid: mchidForApp, prepayid: answer.prepay_id, package: 'Sign=WXPay', noncestr, timestamp, sign } };
     }
   }

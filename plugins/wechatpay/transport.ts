@@ -2,7 +2,8 @@
  * WeChat Pay API v3 wire mechanics: URLs, the WECHATPAY2-SHA256-RSA2048 request signature, response and
  * notification signature verification, and the AEAD_AES_256_GCM envelope. Pure apart from the clock and randomness.
  */
-import { createDecipheriv, createSign, createVerify, randomBytes, type KeyObject } from 'node:crypto';
+import { createDecipheriv, createVerify, randomBytes, type KeyObject } from 'node:crypto';
+import { rsaSha256SignBase64 } from '../../core/index.js';
 
 export const AUTH_SCHEME = 'WECHATPAY2-SHA256-RSA2048';
 /** WeChat's probe notifications carry a signature with this prefix; they must never verify. */
@@ -63,19 +64,15 @@ export function requestSigningString(method: string, urlPart: string, timestamp:
   return `${method}\n${urlPart}\n${timestamp}\n${nonce}\n${body}\n`;
 }
 
-/** SHA256withRSA (PKCS#1 v1.5), base64. Also used for the JSAPI / APP client parameters. */
-export function rsaSign(privateKey: KeyObject, message: string): string {
-  return createSign('RSA-SHA256').update(message).sign(privateKey, 'base64');
-}
-
 export interface MerchantSigner {
   mchid: string;
   serialNo: string;
   privateKey: KeyObject;
 }
 
-export function authorizationHeader(signer: MerchantSigner, method: string, urlPart: string, body: string, timestamp = unixSeconds(), nonce = newNonce()): string {
-  const signature = rsaSign(signer.privateKey, requestSigningString(method, urlPart, timestamp, nonce, body));
+/** Every v3 call carries one, so its RSA signature is computed on the thread pool rather than the event loop. */
+export async function authorizationHeader(signer: MerchantSigner, method: string, urlPart: string, body: string, timestamp = unixSeconds(), nonce = newNonce()): Promise<string> {
+  const signature = await rsaSha256SignBase64(requestSigningString(method, urlPart, timestamp, nonce, body), signer.privateKey);
   return `${AUTH_SCHEME} mchid="${signer.mchid}",nonce_str="${nonce}",timestamp="${timestamp}",serial_no="${signer.serialNo}",signature="${signature}"`;
 }
 

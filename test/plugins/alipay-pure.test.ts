@@ -64,9 +64,9 @@ test('sign content: sorted, sign dropped, empty values dropped, raw values', (t)
   t.is(signContent(params, ['sign', 'sign_type']), 'a=x y&z=中&b=2');
 });
 
-test('signed request params: common fields, RSA2 over the sign content, verifiable with the app public key', (t) => {
+test('signed request params: common fields, RSA2 over the sign content, verifiable with the app public key', async (t) => {
   const now = new Date('2025-03-01T00:00:00Z');
-  const p = signedParams({ appId: '2021000000000001', method: 'alipay.trade.query', bizContent: { out_trade_no: 'A1' }, now, appAuthToken: 'tok', notifyUrl: 'https://n/x' }, app.privateKey);
+  const p = await signedParams({ appId: '2021000000000001', method: 'alipay.trade.query', bizContent: { out_trade_no: 'A1' }, now, appAuthToken: 'tok', notifyUrl: 'https://n/x' }, app.privateKey);
   t.like(p, { app_id: '2021000000000001', method: 'alipay.trade.query', format: 'JSON', charset: 'utf-8', sign_type: 'RSA2', version: '1.0', timestamp: '2025-03-01 08:00:00', app_auth_token: 'tok', notify_url: 'https://n/x', biz_content: '{"out_trade_no":"A1"}' });
   t.true(rsa2Verify(signContent(p), p.sign!, app.publicKey));
   t.false(rsa2Verify(signContent({ ...p, biz_content: '{"out_trade_no":"A2"}' }), p.sign!, app.publicKey));

@@ -1,6 +1,6 @@
 /** Table tests of the pure parts: status and error tables, signing strings, envelopes, bill parsing, config. */
 import test from 'ava';
-import { createCipheriv, createSecretKey, generateKeyPairSync, createSign } from 'node:crypto';
+import { createCipheriv, createSecretKey, generateKeyPairSync, createSign, createVerify } from 'node:crypto';
 import { ChannelError, MoneyFormatError, type CreatePaymentRequest } from '../../core/index.js';
 import { wechatPayConfigSchema } from '../../plugins/wechatpay/config.js';
 import { parseXml, toXml, v2Sign, v2SigningString, v2Verify } from '../../plugins/wechatpay/micropay.js';
@@ -84,13 +84,14 @@ test('APIv2 XML round trip', (t) => {
   t.is(parseXml('<html>502</html>'), null);
 });
 
-test('v3 request signing string and Authorization header', (t) => {
+test('v3 request signing string and Authorization header', async (t) => {
   t.is(requestSigningString('GET', '/v3/certificates', '1624523846', 'A1B2C3D4E5F6G7', ''), 'GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n');
   t.is(signedUrlPart('https://api.mch.weixin.qq.com/v3/pay/transactions/out-trade-no/A1?mchid=1900000001'), '/v3/pay/transactions/out-trade-no/A1?mchid=1900000001');
   t.is(queryPath(true, 'A1', '100', '109'), '/v3/pay/partner/transactions/out-trade-no/A1?sp_mchid=100&sub_mchid=109');
-  const auth = authorizationHeader({ mchid: '1900000001', serialNo: 'ABC', privateKey }, 'POST', '/v3/x', '{"a":1}', '1700000000', 'NONCE');
+  const auth = await authorizationHeader({ mchid: '1900000001', serialNo: 'ABC', privateKey }, 'POST', '/v3/x', '{"a":1}', '1700000000', 'NONCE');
   const m = /^WECHATPAY2-SHA256-RSA2048 mchid="1900000001",nonce_str="NONCE",timestamp="1700000000",serial_no="ABC",signature="([^"]+)"$/.exec(auth);
   t.truthy(m);
+  t.true(createVerify('RSA-SHA256').update(requestSigningString('POST', '/v3/x', '1700000000', 'NONCE', '{"a":1}')).verify(publicKey, m![1]!, 'base64'));
   const headers = { 'wechatpay-timestamp': '1700000000', 'wechatpay-nonce': 'NONCE', 'wechatpay-serial': 'S1', 'wechatpay-signature': createSign('RSA-SHA256').update('1700000000\nNONCE\nbody\n').sign(privateKey, 'base64') };
   const at = new Date(1_700_000_000_000);
   t.like(verifySignature(headers, 'body', (s) => (s === 'S1' ? publicKey : undefined), 300, at), { ok: true });
@@ -113,7 +114,7 @@ test('AEAD_AES_256_GCM resource', (t) => {
   t.throws(() => decryptResource(createSecretKey(Buffer.from('x'.repeat(32))), { ciphertext: ct, nonce, associated_data: 'transaction' }));
 });
 
-test('prepay bodies and client parameters', (t) => {
+test('prepay bodies and client parameters', async (t) => {
   const req: CreatePaymentRequest = {
     createdAt: new Date(), paymentId: 'p', channelOrderNo: 'O1', amount: 1, currency: 'CNY', payMethod: 'wechat.jsapi', subject: '商'.repeat(200),
     expiresAt: new Date('2024-05-20T05:29:35Z'), notifyUrl: 'https://gw/notify/wx', payer: { openid: 'o1', client_ip: '1.2.3.4' },
@@ -128,16 +129,16 @@ test('prepay bodies and client parameters', (t) => {
   t.like(t.throws(() => prepayBody(req, 'native', { partner: true, mchid: 'SP', appid: 'SA' })), { code: 'invalid_request', mayExist: false });
   t.like(t.throws(() => prepayBody({ ...req, currency: 'USD' }, 'native', { partner: false, mchid: 'M', appid: 'A' })), { code: 'not_supported', mayExist: false });
 
-  const signer = { sign: (m: string) => `SIG(${m})`, nonce: () => 'N', timestamp: () => '1700000000' };
-  t.deepEqual(actionFor('jsapi', { prepay_id: 'wx1' }, 'A', 'M', signer), {
+  const signer = { sign: async (m: string) => `SIG(${m})`, nonce: () => 'N', timestamp: () => '1700000000' };
+  t.deepEqual(await actionFor('jsapi', { prepay_id: 'wx1' }, 'A', 'M', signer), {
     type: 'jsapi', params: { appId: 'A', timeStamp: '1700000000', nonceStr: 'N', package: 'prepay_id=wx1', signType: 'RSA', paySign: 'SIG(A\n1700000000\nN\nprepay_id=wx1\n)' },
   });
-  t.deepEqual(actionFor('app', { prepay_id: 'wx1' }, 'A', 'M', signer), {
+  t.deepEqual(await actionFor('app', { prepay_id: 'wx1' }, 'A', 'M', signer), {
     type: 'app', params: { appid: 'A', partnerid: 'M', prepayid: 'wx1', package: 'Sign=WXPay', noncestr: 'N', timestamp: '1700000000', sign: 'SIG(A\n1700000000\nN\nwx1\n)' },
   });
-  t.deepEqual(actionFor('native', { code_url: 'weixin://x' }, 'A', 'M', signer), { type: 'qr_code', qr_code: 'weixin://x' });
-  t.deepEqual(actionFor('h5', { h5_url: 'https://h5' }, 'A', 'M', signer), { type: 'redirect', url: 'https://h5' });
-  t.like(t.throws(() => actionFor('native', {}, 'A', 'M', signer)), { mayExist: true });
+  t.deepEqual(await actionFor('native', { code_url: 'weixin://x' }, 'A', 'M', signer), { type: 'qr_code', qr_code: 'weixin://x' });
+  t.deepEqual(await actionFor('h5', { h5_url: 'https://h5' }, 'A', 'M', signer), { type: 'redirect', url: 'https://h5' });
+  t.like(await t.throwsAsync(actionFor('native', {}, 'A', 'M', signer)), { mayExist: true });
 });
 
 test('yuan edge cases in the bill', (t) => {
