@@ -276,7 +276,7 @@ function budgetTables(budget: CpuBudget): string {
   const i = budget.irreducible;
   const parts = table(['irreducible work per payment', 'CPU ms'], [
     ['RSA-2048 sign (node:crypto) × 2', `${ms(i.rsa_sign_cpu_ms)} × 2`],
-    ['sqlite insert in its own WAL transaction', ms(i.sqlite_insert_cpu_ms)],
+    ['durable sqlite insert (WAL, synchronous=FULL, autocommit)', ms(i.sqlite_insert_cpu_ms)],
     ['Koa request (ceiling run, server CPU)', ms(i.koa_request_cpu_ms)],
     ['sum', ms(i.sum_cpu_ms)],
   ]);

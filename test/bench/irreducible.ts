@@ -1,5 +1,5 @@
 // The work a payment cannot avoid, measured in-process: an RSA-2048 signature (node:crypto) and one durable sqlite
-// insert in its own WAL transaction, on the same pragmas and transaction pattern as core/store/sqlite.ts.
+// insert (its own autocommit transaction, on the same pragmas as core/store/sqlite.ts).
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { join } from 'node:path';
 import sqlite3 from 'sqlite3';
@@ -43,23 +43,24 @@ const SCHEMA = `CREATE TABLE payments (
 CREATE UNIQUE INDEX payments_channel_order ON payments(channel_order_no);
 CREATE INDEX payments_pending ON payments(status, next_check_at);`;
 
-/** CPU (all threads) and wall time of one BEGIN IMMEDIATE; INSERT; COMMIT, on sqlite's WAL with synchronous=NORMAL. */
+/**
+ * CPU (all threads) and wall time of one durable INSERT: WAL with synchronous=FULL as the store runs, and the cheapest
+ * way to make one row durable, a lone statement in autocommit mode (no BEGIN/COMMIT round trips).
+ */
 export async function sqliteInsertCost(rounds: number, roundMs: number): Promise<{ cpuMs: number; wallMs: number }> {
   const dir = makeTempDir('corbel-bench-sqlite-');
   const db = await open(join(dir, 'bench.db'));
   try {
-    await exec(db, 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;');
+    await exec(db, 'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;');
     await exec(db, SCHEMA);
     let n = 0;
     const insert = async () => {
       const id = `pay_${randomBytes(10).toString('hex')}`;
       const now = Date.now();
-      await exec(db, 'BEGIN IMMEDIATE');
       await run(db, 'INSERT INTO payments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)', [
         id, 'mch_bench', 'app_bench', `o-${++n}`, 1000, 'CNY', 'wechat.native', 'wechat_sandbox', `${id}_1`, 'pending',
         '{}', '{}', '{"rule":"wechat","strategy":"priority","channel":null,"attempts":[]}', now + 900_000, now, now, now + 600_000,
       ]);
-      await exec(db, 'COMMIT');
     };
     const timings = [];
     for (let r = 0; r < rounds; r++) timings.push(await timeAsync(insert, roundMs, 20));

@@ -1,0 +1,136 @@
+// The kernel's channel executor against raw loopback servers: what each way of failing means for "may the order
+// exist at the channel" (the fact failover depends on), keep-alive reuse, and the per-call timeout.
+import test from 'ava';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { ChannelError, type PluginLogger } from '../../core/index.js';
+import { KernelChannelHttp } from '../../core/kernel/channel-http.js';
+import { Metrics } from '../../core/ops/metrics.js';
+import { requestScope } from '../../core/ops/context.js';
+
+const silent: PluginLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+function executor(t: { teardown(fn: () => void): void }, timeoutMs = 2_000): KernelChannelHttp {
+  const http = new KernelChannelHttp('raw', timeoutMs, silent, new Metrics({ defaultMetrics: false }));
+  t.teardown(() => http.dispose());
+  return http;
+}
+
+async function listen(t: { teardown(fn: () => void): void }, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; server: Server; sockets: Set<Socket> }> {
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => sockets.add(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, sockets };
+}
+
+async function channelError(p: Promise<unknown>): Promise<ChannelError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ChannelError) return err;
+    throw err;
+  }
+  throw new Error('expected a ChannelError');
+}
+
+test('a refused connection never sent anything: mayExist is false', async (t) => {
+  const probe = createTcpServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const err = await channelError(executor(t).send({ method: 'POST', url: `http://127.0.0.1:${port}/pay`, body: '{}', operation: 'create_payment' }));
+  t.like(err, { code: 'channel_unavailable', mayExist: false, channelCode: 'ECONNREFUSED' });
+});
+
+test('an invalid URL or protocol never sent anything', async (t) => {
+  const http = executor(t);
+  t.like(await channelError(http.send({ method: 'GET', url: 'not a url', operation: 'query' })), { mayExist: false, channelCode: 'ERR_INVALID_URL' });
+  t.like(await channelError(http.send({ method: 'GET', url: 'ftp://127.0.0.1/x', operation: 'query' })), { mayExist: false, channelCode: 'ERR_INVALID_PROTOCOL' });
+});
+
+test('a request read by a channel that never answers times out with mayExist true', async (t) => {
+  let received = 0;
+  const { url } = await listen(t, (req) => {
+    received++;
+    req.resume(); // read it all, answer nothing
+  });
+  const started = Date.now();
+  const err = await channelError(executor(t, 5_000).send({ method: 'POST', url: `${url}/pay`, body: '{"a":1}', timeoutMs: 300, operation: 'create_payment' }));
+  t.like(err, { code: 'timeout', mayExist: true });
+  t.is(received, 1);
+  t.true(Date.now() - started < 3_000, 'the per-call timeout overrides the account one');
+});
+
+test('an answer cut off mid-body leaves the outcome unknown: mayExist true', async (t) => {
+  const { url } = await listen(t, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+    res.write('{"status":');
+    setTimeout(() => res.socket?.destroy(), 20);
+  });
+  const err = await channelError(executor(t).send({ method: 'POST', url: `${url}/pay`, body: '{}', operation: 'create_payment' }));
+  t.like(err, { code: 'channel_unavailable', mayExist: true });
+});
+
+test('answers come back whole: status, headers, bytes, text; gzip is undone; the request id travels', async (t) => {
+  let seen: IncomingMessage | undefined;
+  let body = '';
+  const { url } = await listen(t, (req, res) => {
+    seen = req;
+    req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => {
+      if (req.url === '/gz') {
+        res.writeHead(200, { 'content-encoding': 'gzip', 'content-type': 'application/json' });
+        res.end(gzipSync('{"packed":"中文"}'));
+      } else {
+        res.writeHead(404, { 'x-channel': 'raw' });
+        res.end('{"code":"ORDER_NOT_FOUND"}');
+      }
+    });
+  });
+  const http = executor(t);
+  const res = await requestScope.run({ requestId: 'req_abc' }, () => http.send({ method: 'POST', url: `${url}/x?q=1`, headers: { 'content-type': 'application/json' }, body: '{"amount":100}', operation: 'query' }));
+  t.is(res.status, 404);
+  t.is(res.headers['x-channel'], 'raw');
+  t.is(res.text, '{"code":"ORDER_NOT_FOUND"}');
+  t.deepEqual(res.body, Buffer.from(res.text));
+  t.is(seen!.url, '/x?q=1');
+  t.is(seen!.headers['x-request-id'], 'req_abc');
+  t.is(seen!.headers['content-length'], String(Buffer.byteLength('{"amount":100}')));
+  t.is(body, '{"amount":100}');
+  const packed = await http.send({ method: 'GET', url: `${url}/gz`, operation: 'query' });
+  t.is(packed.text, '{"packed":"中文"}');
+});
+
+test('sequential calls reuse one kept-alive connection', async (t) => {
+  const { url, sockets } = await listen(t, (req, res) => {
+    req.resume();
+    res.end('ok');
+  });
+  const http = executor(t);
+  for (let i = 0; i < 5; i++) t.is((await http.send({ method: 'POST', url: `${url}/pay`, body: `{"i":${i}}`, operation: 'create_payment' })).text, 'ok');
+  t.is(sockets.size, 1);
+});
+
+test('a TLS handshake that never completes is a connect timeout: nothing was sent, mayExist false', async (t) => {
+  // Accepts TCP and then stays silent, so the ClientHello is never answered and no request byte can follow.
+  const sockets = new Set<Socket>();
+  const silentTcp = createTcpServer((s) => {
+    sockets.add(s);
+    s.resume();
+  });
+  await new Promise<void>((resolve) => silentTcp.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    silentTcp.close();
+  });
+  const port = (silentTcp.address() as AddressInfo).port;
+  const err = await channelError(executor(t, 5_000).send({ method: 'POST', url: `https://127.0.0.1:${port}/pay`, body: '{}', timeoutMs: 300, operation: 'create_payment' }));
+  t.like(err, { code: 'timeout', mayExist: false });
+  t.is(sockets.size, 1);
+});
