@@ -13,7 +13,7 @@ import { signedPaymentRequest } from '../helpers/load.js';
 import { CHANNELS, type ChannelName } from './channel-wire.js';
 import { directClient, type DirectClient } from './direct-clients.js';
 import { irreducibleCosts, type IrreducibleCosts } from './irreducible.js';
-import { autocannonWindow, closedLoops, pacedWindow, type LoadWindow } from './load.js';
+import { autocannonWindow, closedLoops, pacedCalls, pacedWindow, type LoadWindow } from './load.js';
 import { ChildProcesses, firstJsonOnStdout, measureCpu, type Child } from './processes.js';
 import { emit, flag, formatNumber, machine, median, numberOption, progress, round, stringOption, table } from './report.js';
 import { CHANNEL_SETUP, checkChannelsServing, onboardMerchant, startGateway, startSimulator, type RunningGateway, type RunningSimulator } from './stack.js';
@@ -148,9 +148,9 @@ interface ChannelResult {
   direct: PathSummary;
   /** SDK req/s ÷ gateway req/s, and gateway latency ÷ direct latency, per round, median. */
   overhead: { throughput_ratio: number; p50_ratio: number; p99_ratio: number };
-  fixed_rate: PathSummary & { target_req_per_s: number };
+  fixed_rate: PathSummary & { target_req_per_s: number; direct: WindowFigures };
   /** The same open-loop measurement at lower rates: where the latency goal still holds. */
-  sweep: Array<WindowFigures & { target_req_per_s: number }>;
+  sweep: Array<WindowFigures & { target_req_per_s: number; direct: WindowFigures }>;
 }
 
 async function measureChannel(stack: Stack, channel: ChannelName): Promise<ChannelResult> {
@@ -164,6 +164,7 @@ async function measureChannel(stack: Stack, channel: ChannelName): Promise<Chann
     measured(gatewayPids, () => autocannonWindow(`${stack.gateway.url}/v1/payments`, { connections: settings.connections, setupRequest, ...extra }));
   const pacedViaGateway = (ratePerS: number) =>
     measured(gatewayPids, () => pacedWindow(`${stack.gateway.url}/v1/payments`, { ratePerS, durationS: settings.rateDurationS, setupRequest }));
+  const pacedDirect = (ratePerS: number) => measured(directPids, () => pacedCalls(() => client.createOrder(), { ratePerS, durationS: settings.rateDurationS }));
   const direct = (durationS: number) => measured(directPids, () => closedLoops(() => client.createOrder(), { concurrency: settings.connections, durationS }));
   try {
     progress(`${channel}: warm-up ${settings.warmupS} s through the gateway, ${settings.warmupS / 2} s direct`);
@@ -189,15 +190,19 @@ async function measureChannel(stack: Stack, channel: ChannelName): Promise<Chann
       directWindows.push(directWindow);
     }
     const sweep: ChannelResult['sweep'] = [];
+    const paced = async (rate: number) => {
+      progress(`${channel}: paced ${rate} req/s for ${settings.rateDurationS} s via the gateway, then direct`);
+      const gateway = await pacedViaGateway(rate);
+      warnOnFailures(`paced ${rate} via gateway`, gateway);
+      const direct = await pacedDirect(rate);
+      warnOnFailures(`paced ${rate} direct`, direct);
+      return { gateway, direct };
+    };
     for (const rate of settings.sweep) {
-      progress(`${channel}: paced ${rate} req/s for ${settings.rateDurationS} s via the gateway`);
-      const window = await pacedViaGateway(rate);
-      warnOnFailures(`paced ${rate}`, window);
-      sweep.push({ ...figures(window), target_req_per_s: rate });
+      const { gateway, direct } = await paced(rate);
+      sweep.push({ ...figures(gateway), target_req_per_s: rate, direct: figures(direct) });
     }
-    progress(`${channel}: paced ${settings.rate} req/s for ${settings.rateDurationS} s via the gateway`);
-    const atRate = await pacedViaGateway(settings.rate);
-    warnOnFailures('fixed rate', atRate);
+    const { gateway: atRate, direct: directAtRate } = await paced(settings.rate);
     return {
       channel, pay_method: payMethod, baseline: client.kind,
       gateway: summarise(gatewayWindows),
@@ -207,7 +212,7 @@ async function measureChannel(stack: Stack, channel: ChannelName): Promise<Chann
         p50_ratio: roundRatio(gatewayWindows, directWindows, (g, d) => g.p50Ms / d.p50Ms),
         p99_ratio: roundRatio(gatewayWindows, directWindows, (g, d) => g.p99Ms / d.p99Ms),
       },
-      fixed_rate: { ...summarise([atRate]), target_req_per_s: settings.rate },
+      fixed_rate: { ...summarise([atRate]), target_req_per_s: settings.rate, direct: figures(directAtRate) },
       sweep,
     };
   } finally {
@@ -264,12 +269,12 @@ function overheadTable(channels: ChannelResult[]): string {
 function fixedRateTable(channels: ChannelResult[]): string {
   const rows: string[][] = [];
   for (const c of channels) {
-    for (const w of [...c.sweep, { ...c.fixed_rate, target_req_per_s: settings.rate }]) {
+    for (const w of [...c.sweep, c.fixed_rate]) {
       const met = w.p99_ms < GOALS.p99AtRateMs && w.req_per_s >= 0.95 * w.target_req_per_s;
-      rows.push([c.channel, String(w.target_req_per_s), formatNumber(w.req_per_s), ms(w.p50_ms), ms(w.p99_ms), String(w.failed), ms(w.cpu_ms_per_req.gateway), ms(w.cpu_ms_per_req.simulator), met ? 'yes' : 'NO']);
+      rows.push([c.channel, String(w.target_req_per_s), formatNumber(w.req_per_s), ms(w.p50_ms), ms(w.p99_ms), String(w.failed), ms(w.cpu_ms_per_req.gateway), ms(w.cpu_ms_per_req.simulator), met ? 'yes' : 'NO', ms(w.direct.p50_ms), ms(w.direct.p99_ms)]);
     }
   }
-  return table(['channel', 'target req/s', 'achieved req/s', 'p50 ms', 'p99 ms', 'failed', 'gateway CPU ms/payment', 'simulator CPU ms/req', `p99 < ${GOALS.p99AtRateMs} ms`], rows);
+  return table(['channel', 'target req/s', 'achieved req/s', 'p50 ms', 'p99 ms', 'failed', 'gateway CPU ms/payment', 'simulator CPU ms/req', `p99 < ${GOALS.p99AtRateMs} ms`, 'direct p50 ms', 'direct p99 ms'], rows);
 }
 
 function budgetTables(budget: CpuBudget): string {

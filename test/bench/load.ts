@@ -81,76 +81,79 @@ export async function closedLoops(call: () => Promise<void>, opts: { concurrency
 }
 
 export interface PacedOptions {
-  /** Requests per second, sent at evenly spaced instants whether or not earlier ones have been answered. */
+  /** Calls per second, started at evenly spaced instants whether or not earlier ones have finished. */
   ratePerS: number;
   durationS: number;
-  setupRequest: SetupRequest;
 }
 
 /**
- * Open-loop load at a steady rate: request i is due at start + i/rate, and its latency runs from that instant, so
- * a slow answer cannot hold back the next request (no coordinated omission). This is what "p99 at 500 req/s"
- * means. autocannon's overallRate is not that: each connection sends its whole per-second quota back to back when
- * its one-second interval fires (lib/httpClient.js, rateInterval), so 500 req/s arrives as a burst at the top of
- * every second and the p99 it reports is the p99 of that burst.
+ * Open-loop load at a steady rate: call i is due at start + i/rate, and its latency runs from that instant, so a slow
+ * answer cannot hold back the next call (no coordinated omission). This is what "p99 at 500 req/s" means.
+ * autocannon's overallRate is not that: each connection sends its whole per-second quota back to back when its
+ * one-second interval fires (lib/httpClient.js, rateInterval), so 500 req/s arrives as a burst at the top of every
+ * second and the p99 it reports is the p99 of that burst.
  */
-export async function pacedWindow(url: string, opts: PacedOptions): Promise<LoadWindow> {
-  const target = new URL(url);
-  const agent = new HttpAgent({ keepAlive: true, maxSockets: 512 });
+export async function pacedCalls(call: () => Promise<void>, opts: PacedOptions): Promise<LoadWindow> {
   const latencies: number[] = [];
-  const statuses = new Map<string, number>();
   let failed = 0;
   let failure: string | undefined;
   const total = Math.round(opts.ratePerS * opts.durationS);
   const intervalMs = 1000 / opts.ratePerS;
   const started = performance.now();
   let sent = 0;
-  let answered = 0;
+  let finished = 0;
+  await new Promise<void>((resolve) => {
+    const start = (dueAt: number) => {
+      call().then(
+        () => latencies.push(performance.now() - dueAt),
+        (err: Error) => {
+          failed++;
+          failure ??= err.message;
+        },
+      ).finally(() => {
+        if (++finished === total) resolve();
+      });
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && started + sent * intervalMs <= now) start(started + sent++ * intervalMs);
+      if (sent < total) setTimeout(tick, Math.max(0, started + sent * intervalMs - performance.now()));
+    };
+    tick();
+  });
+  const durationS = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    ok: latencies.length, failed, durationS,
+    okPerSec: latencies.length / durationS,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    ...(failure ? { failure } : {}),
+  };
+}
 
-  const send = (dueAt: number, done: () => void) => {
+/** pacedCalls of one HTTP request each (built by setupRequest, as for autocannon); a non-2xx answer is a failure. */
+export async function pacedWindow(url: string, opts: PacedOptions & { setupRequest: SetupRequest }): Promise<LoadWindow> {
+  const target = new URL(url);
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 512 });
+  const send = () => new Promise<void>((resolve, reject) => {
     const shape = opts.setupRequest({}) as { method?: string; path?: string; headers?: Record<string, string>; body?: string };
     const body = shape.body ?? '';
     const req = httpRequest({ host: target.hostname, port: target.port, method: shape.method ?? 'GET', path: shape.path ?? target.pathname, agent, headers: { ...shape.headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
       res.resume();
       res.once('end', () => {
         const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) latencies.push(performance.now() - dueAt);
-        else {
-          failed++;
-          statuses.set(String(status), (statuses.get(String(status)) ?? 0) + 1);
-        }
-        done();
+        if (status >= 200 && status < 300) resolve();
+        else reject(new Error(`HTTP ${status}`));
       });
     });
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
-    req.once('error', (err) => {
-      failed++;
-      failure ??= err.message;
-      done();
-    });
+    req.once('error', reject);
     req.end(body);
-  };
-
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      if (++answered === total) resolve();
-    };
-    const tick = () => {
-      const now = performance.now();
-      while (sent < total && started + sent * intervalMs <= now) send(started + sent++ * intervalMs, done);
-      if (sent < total) setTimeout(tick, Math.max(0, started + sent * intervalMs - performance.now()));
-    };
-    tick();
   });
-  agent.destroy();
-  const durationS = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const bad = [...statuses].map(([code, n]) => `HTTP ${code} ×${n}`).join(', ');
-  return {
-    ok: latencies.length, failed, durationS,
-    okPerSec: latencies.length / durationS,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    ...(failed > 0 ? { failure: [bad, failure].filter(Boolean).join('; ') } : {}),
-  };
+  try {
+    return await pacedCalls(send, opts);
+  } finally {
+    agent.destroy();
+  }
 }
