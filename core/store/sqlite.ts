@@ -1,6 +1,7 @@
 import sqlite3 from 'sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { MAX_MERGED_ROWS, mergedStatement, mergeShape, updateKey, type MergeShape } from './statement-merge.js';
 
 export type SqlValue = string | number | bigint | null | Buffer;
 export type Row = Record<string, SqlValue>;
@@ -85,8 +86,89 @@ interface WriteJob {
   fn: (tx: SqlExecutor) => Promise<unknown>;
   /** One statement: sqlite undoes a failed statement by itself, so it needs no savepoint of its own. */
   singleStatement: boolean;
+  /** False once a merged statement it was part of lost its transaction: it then runs on its own. */
+  merge?: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** A single-statement job whose statement is held by its OneStatement, to run merged with others. */
+interface Held {
+  k: number;
+  executor: OneStatement;
+  done: Promise<unknown>;
+  shape: MergeShape;
+}
+
+type RunResult = { changes: number; lastID: number };
+
+/**
+ * The executor of a single-statement job: it lets exactly one statement through, and refuses reads and any second
+ * statement, so that a job that promised one statement cannot commit half of two. In a group (holding), that one
+ * statement is held rather than run, so that the store can run it merged with the same statement of other jobs and
+ * then hand each job its own share of the result.
+ */
+class OneStatement implements SqlExecutor {
+  held: { sql: string; params: readonly SqlValue[] } | null = null;
+  private settle: { resolve: (r: RunResult) => void; reject: (err: unknown) => void } | null = null;
+  private statements = 0;
+
+  constructor(
+    private readonly writer: SqlExecutor,
+    private holding: boolean,
+  ) {}
+
+  run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
+    if (++this.statements > 1) return Promise.reject(new Error('a single-statement write issued a second statement; use transaction()'));
+    if (!this.holding) return this.writer.run(sql, params);
+    return new Promise<RunResult>((resolve, reject) => {
+      this.held = { sql, params };
+      this.settle = { resolve, reject };
+    });
+  }
+
+  get<T = Row>(): Promise<T | undefined> {
+    return Promise.reject(new Error('a single-statement write cannot read; use transaction()'));
+  }
+
+  all<T = Row>(): Promise<T[]> {
+    return Promise.reject(new Error('a single-statement write cannot read; use transaction()'));
+  }
+
+  /** The held statement ran as part of a merged one: this is its own share of the result. */
+  answer(result: RunResult): void {
+    this.holding = false;
+    this.settle?.resolve(result);
+  }
+
+  /** Runs the held statement (if any) on its own; a statement issued later runs straight away. */
+  release(): void {
+    this.holding = false;
+    if (this.held && this.settle) this.writer.run(this.held.sql, this.held.params).then(this.settle.resolve, this.settle.reject);
+  }
+}
+
+/** Starts a job; a job that throws before its first await fails like one that rejects. */
+function startJob(job: WriteJob, executor: SqlExecutor): Promise<unknown> {
+  try {
+    return job.fn(executor);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function fitsShape(shape: MergeShape, params: readonly SqlValue[]): boolean {
+  return shape.kind === 'insert' ? params.length === shape.params : params.length === shape.columns.length + 1;
+}
+
+/** Whether a statement can join the held run: same text, room left, and (for updates) not a row already in it. */
+function joins(held: readonly Held[], statement: { sql: string; params: readonly SqlValue[] }, shape: MergeShape): boolean {
+  if (held[0]!.executor.held!.sql !== statement.sql || held.length >= MAX_MERGED_ROWS) return false;
+  if (shape.kind === 'insert') return true;
+  const key = updateKey(statement.params);
+  return !held.some((h) => updateKey(h.executor.held!.params) === key);
 }
 
 /** At most this many queued transactions share one commit. */
@@ -158,7 +240,7 @@ export class SqliteDatabase {
         // One statement alone is its own transaction in sqlite's autocommit mode, committed (and synced) before its
         // callback: BEGIN and COMMIT would only add two more trips through the thread pool.
         const job = group[0]!;
-        await job.fn(this.writer).then(job.resolve, job.reject);
+        await startJob(job, new OneStatement(this.writer, false)).then(job.resolve, job.reject);
         continue;
       }
       try {
@@ -167,31 +249,20 @@ export class SqliteDatabase {
         for (const job of group) job.reject(err);
         continue;
       }
-      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-      let lost: number | null = null;
-      for (let k = 0; k < group.length && lost === null; k++) {
-        const job = group[k]!;
-        const alone = group.length === 1;
-        // A failed statement normally undoes only itself, but some failures (disk full, I/O errors, a
-        // RAISE(ROLLBACK)) roll back the whole transaction: after a failure, find out which happened.
-        const bare = alone || job.singleStatement;
-        try {
-          if (!bare) await this.writer.run('SAVEPOINT job');
-          const value = await job.fn(this.writer);
-          if (!bare) await this.writer.run('RELEASE job');
-          outcomes.push({ ok: true, value });
-        } catch (error) {
-          outcomes.push({ ok: false, error });
-          if (alone) break;
-          const undone = bare ? await this.transactionStillOpen() : await this.writer.exec('ROLLBACK TO job; RELEASE job').then(() => true, () => false);
-          if (!undone) lost = k;
-        }
-      }
+      const outcomes: Outcome[] = new Array<Outcome>(group.length);
+      const lost = await this.runGroup(group, outcomes);
       if (lost !== null) {
-        // The transaction is gone: the failing job is rejected, the others run again in a fresh group.
         await this.writer.exec('ROLLBACK').catch(() => undefined);
-        group[lost]!.reject((outcomes[lost] as { error: unknown }).error);
-        this.jobs.unshift(...group.filter((_, k) => k !== lost));
+        if (lost === 'merged') {
+          // A merged statement took the transaction with it: run everyone again, each statement on its own this time,
+          // so that the one at fault is found and only it fails.
+          for (const job of group) job.merge = false;
+          this.jobs.unshift(...group);
+        } else {
+          // The transaction is gone: the failing job is rejected, the others run again in a fresh group.
+          group[lost]!.reject((outcomes[lost] as { error: unknown }).error);
+          this.jobs.unshift(...group.filter((_, k) => k !== lost));
+        }
         continue;
       }
       if (group.length === 1 && !outcomes[0]!.ok) {
@@ -211,6 +282,104 @@ export class SqliteDatabase {
         if (o.ok) job.resolve(o.value);
         else job.reject(o.error);
       });
+    }
+  }
+
+  /**
+   * Runs a group's jobs in order inside its open transaction, filling in each one's outcome. Consecutive
+   * single-statement jobs with the same mergeable statement are held back and run as one statement
+   * (statement-merge.ts). Returns the job whose failure took the transaction with it ('merged' when a merged
+   * statement did), or null.
+   */
+  private async runGroup(group: WriteJob[], outcomes: Outcome[]): Promise<number | 'merged' | null> {
+    let held: Held[] = [];
+    const runHeld = async () => {
+      const lost = await this.runHeld(held, outcomes);
+      held = [];
+      return lost;
+    };
+    for (let k = 0; k < group.length; k++) {
+      const job = group[k]!;
+      if (job.singleStatement && job.merge !== false) {
+        const executor = new OneStatement(this.writer, true);
+        const done = startJob(job, executor);
+        const statement = executor.held;
+        const shape = statement && mergeShape(statement.sql);
+        if (statement && shape && fitsShape(shape, statement.params)) {
+          if (held.length > 0 && !joins(held, statement, shape)) {
+            const lost = await runHeld();
+            if (lost !== null) return lost;
+          }
+          held.push({ k, executor, done, shape });
+          continue;
+        }
+        const lost = await runHeld();
+        if (lost !== null) return lost;
+        executor.release();
+        const lostHere = await this.settleBare(k, done, outcomes);
+        if (lostHere !== null) return lostHere;
+        continue;
+      }
+      const lost = await runHeld();
+      if (lost !== null) return lost;
+      const alone = group.length === 1;
+      // A failed statement normally undoes only itself, but some failures (disk full, I/O errors, a
+      // RAISE(ROLLBACK)) roll back the whole transaction: after a failure, find out which happened.
+      const bare = alone || job.singleStatement;
+      try {
+        if (!bare) await this.writer.run('SAVEPOINT job');
+        const value = await job.fn(this.writer);
+        if (!bare) await this.writer.run('RELEASE job');
+        outcomes[k] = { ok: true, value };
+      } catch (error) {
+        outcomes[k] = { ok: false, error };
+        if (alone) return null;
+        const undone = bare ? await this.transactionStillOpen() : await this.writer.exec('ROLLBACK TO job; RELEASE job').then(() => true, () => false);
+        if (!undone) return k;
+      }
+    }
+    return runHeld();
+  }
+
+  /** Runs held statements: alone, or merged; when a merged one fails, each again on its own to find whose it was. */
+  private async runHeld(held: readonly Held[], outcomes: Outcome[]): Promise<number | 'merged' | null> {
+    if (held.length === 0) return null;
+    if (held.length === 1) {
+      held[0]!.executor.release();
+      return this.settleBare(held[0]!.k, held[0]!.done, outcomes);
+    }
+    const shape = held[0]!.shape;
+    const merged = mergedStatement(shape, held.map((h) => h.executor.held!.params));
+    try {
+      if (shape.kind === 'insert') {
+        await this.writer.run(merged.sql, merged.params);
+        for (const h of held) h.executor.answer({ changes: 1, lastID: Number.NaN });
+      } else {
+        const changed = new Set((await this.writer.all<{ id: SqlValue }>(merged.sql, merged.params)).map((r) => r.id));
+        for (const h of held) h.executor.answer({ changes: changed.has(updateKey(h.executor.held!.params)) ? 1 : 0, lastID: Number.NaN });
+      }
+    } catch {
+      // The merged statement undid itself (most often a constraint on one of its rows): run each alone.
+      if (!(await this.transactionStillOpen())) return 'merged';
+      for (const h of held) {
+        h.executor.release();
+        const lost = await this.settleBare(h.k, h.done, outcomes);
+        if (lost !== null) return lost;
+      }
+      return null;
+    }
+    for (const h of held) outcomes[h.k] = await h.done.then((value): Outcome => ({ ok: true, value }), (error: unknown): Outcome => ({ ok: false, error }));
+    return null;
+  }
+
+  /** The outcome of a single-statement job; when it failed, whether its failure took the transaction too. */
+  private async settleBare(k: number, done: Promise<unknown>, outcomes: Outcome[]): Promise<number | null> {
+    try {
+      outcomes[k] = { ok: true, value: await done };
+      return null;
+    } catch (error) {
+      outcomes[k] = { ok: false, error };
+      return (await this.transactionStillOpen()) ? null : k;
     }
   }
 

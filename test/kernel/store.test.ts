@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteDatabase } from '../../core/store/sqlite.js';
+import { mergedStatement, mergeShape } from '../../core/store/statement-merge.js';
 
 test('group commit: each queued write succeeds or fails alone, even when a failure rolls back the whole transaction', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'corbel-store-'));
@@ -33,4 +34,86 @@ test('group commit: each queued write succeeds or fails alone, even when a failu
     await t.throwsAsync(db.write((w) => w.run("INSERT INTO t VALUES ('G')")), { message: /closed/ });
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('group commit merges same-text single-row writes and still answers each caller with its own outcome', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'corbel-store-'));
+  const db = await SqliteDatabase.open(join(dir, 'x.db'));
+  try {
+    await db.exec("CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending')");
+    await db.exec("CREATE TRIGGER boom BEFORE INSERT ON t WHEN NEW.id = 'boom' BEGIN SELECT RAISE(ROLLBACK, 'boom'); END;");
+    const insert = (id: string, v: number) => db.write((w) => w.run("INSERT INTO t (id, v, status) VALUES (?, ?, 'pending')", [id, v]));
+    // Queued in one tick: the first runs alone, the rest share one group and one merged INSERT, which the duplicate
+    // and the trigger make fail, so each is then run alone to find whose row it was.
+    const ids = ['a', 'b', 'c', 'b', 'd', 'boom', 'e', 'f'];
+    const inserted = await Promise.allSettled(ids.map((id, i) => insert(id, i)));
+    t.deepEqual(inserted.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    t.deepEqual(await db.reads.all('SELECT id, v FROM t ORDER BY id'), [
+      { id: 'a', v: 0 }, { id: 'b', v: 1 }, { id: 'c', v: 2 }, { id: 'd', v: 4 }, { id: 'e', v: 6 }, { id: 'f', v: 7 },
+    ]);
+
+    // A clean batch merges without falling back.
+    const more = await Promise.allSettled(['g', 'h', 'i', 'j'].map((id, i) => insert(id, 10 + i)));
+    t.true(more.every((r) => r.status === 'fulfilled'));
+
+    await db.write((w) => w.run("UPDATE t SET status = 'done' WHERE id = ?", ['c']));
+    const updateIfPending = (id: string, v: number) =>
+      db.write(async (w) => (await w.run("UPDATE t SET v = ?, status = ? WHERE id = ? AND status = 'pending'", [v, 'pending', id])).changes === 1);
+    const changed = await Promise.all([updateIfPending('a', 100), updateIfPending('b', 101), updateIfPending('c', 102), updateIfPending('zz', 103), updateIfPending('d', 104), updateIfPending('b', 105)]);
+    t.deepEqual(changed, [true, true, false, false, true, true], 'each caller learns whether its own row changed');
+    t.deepEqual(await db.reads.all("SELECT id, v FROM t WHERE id IN ('a','b','c','d') ORDER BY id"), [
+      { id: 'a', v: 100 }, { id: 'b', v: 105 }, { id: 'c', v: 2 }, { id: 'd', v: 104 },
+    ], 'two writes to one row in one group apply in order');
+
+    // A write() job must be one statement: a second one is refused, and only that job fails.
+    const [bad, good] = await Promise.allSettled([
+      db.write(async (w) => {
+        await w.run('INSERT INTO t (id, v) VALUES (?, ?)', ['k', 1]);
+        await w.run('INSERT INTO t (id, v) VALUES (?, ?)', ['l', 1]);
+      }),
+      insert('m', 1),
+      insert('n', 1),
+    ]);
+    t.is(bad.status, 'rejected', 'alone, in autocommit mode, the second statement is refused too');
+    t.is(good.status, 'fulfilled');
+    const [second, third] = await Promise.allSettled([
+      insert('o', 1),
+      db.write(async (w) => {
+        await w.run('INSERT INTO t (id, v) VALUES (?, ?)', ['p', 1]);
+        await w.run('INSERT INTO t (id, v) VALUES (?, ?)', ['q', 1]);
+      }),
+      insert('r', 1),
+    ]);
+    t.is(second.status, 'fulfilled');
+    t.is(third.status, 'rejected');
+    t.deepEqual((await db.reads.all<{ id: string }>("SELECT id FROM t WHERE id IN ('k','l','m','n','o','p','q','r') ORDER BY id")).map((r) => r.id), ['k', 'm', 'n', 'o', 'p', 'r'],
+      'a refused second statement never runs (the first one, alone, was its own statement)');
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('statement merging: which statements merge, and the merged SQL and parameters', (t) => {
+  const insert = mergeShape("INSERT INTO payments (id, amount, status_source)\n   VALUES (?,?,'create')");
+  t.like(insert, { kind: 'insert', params: 2 });
+  t.deepEqual(mergedStatement(insert!, [['p1', 100], ['p2', 200]]), {
+    sql: "INSERT INTO payments (id, amount, status_source) VALUES (?,?,'create'),(?,?,'create')", params: ['p1', 100, 'p2', 200],
+  });
+  const update = mergeShape("UPDATE payments SET updated_at = ?, routing = ? WHERE id = ? AND status = 'pending'");
+  t.like(update, { kind: 'update', table: 'payments', columns: ['updated_at', 'routing'] });
+  t.deepEqual(mergedStatement(update!, [[1, 'r1', 'p1'], [2, 'r2', 'p2']]), {
+    sql: "WITH v(__k, __c0, __c1) AS (VALUES (?,?,?),(?,?,?)) UPDATE payments SET updated_at = v.__c0, routing = v.__c1 FROM v WHERE payments.id = v.__k AND status = 'pending' RETURNING payments.id AS id",
+    params: ['p1', 1, 'r1', 'p2', 2, 'r2'],
+  });
+  // Anything else runs as written: arithmetic in SET, parameters in the condition, upserts, several statements.
+  for (const sql of [
+    'UPDATE payments SET amount_refunded = amount_refunded + ?, updated_at = ? WHERE id = ?',
+    'UPDATE payments SET status = ? WHERE id = ? AND status IN (?,?)',
+    'INSERT INTO t (a) VALUES (?) ON CONFLICT DO NOTHING',
+    'INSERT OR REPLACE INTO t (a) VALUES (?)',
+    "INSERT INTO t VALUES ('A')",
+    'INSERT INTO t (a) VALUES (?); DELETE FROM t',
+    'DELETE FROM t WHERE id = ?',
+  ]) t.is(mergeShape(sql), null, sql);
 });
