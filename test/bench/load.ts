@@ -49,6 +49,19 @@ export async function autocannonWindow(url: string, opts: AutocannonOptions): Pr
   };
 }
 
+/** The figures of a window from the latencies of its successful calls (sorted here) and its failures. */
+function windowOf(latencies: number[], failed: number, failure: string | undefined, started: number): LoadWindow {
+  const durationS = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    ok: latencies.length, failed, durationS,
+    okPerSec: latencies.length / durationS,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    ...(failure ? { failure } : {}),
+  };
+}
+
 /** `concurrency` loops each awaiting `call` back to back until durationS has passed. */
 export async function closedLoops(call: () => Promise<void>, opts: { concurrency: number; durationS: number }): Promise<LoadWindow> {
   const latencies: number[] = [];
@@ -69,15 +82,7 @@ export async function closedLoops(call: () => Promise<void>, opts: { concurrency
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, loop));
-  const durationS = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    ok: latencies.length, failed, durationS,
-    okPerSec: latencies.length / durationS,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    ...(failure ? { failure } : {}),
-  };
+  return windowOf(latencies, failed, failure, started);
 }
 
 export interface PacedOptions {
@@ -121,15 +126,7 @@ export async function pacedCalls(call: () => Promise<void>, opts: PacedOptions):
     };
     tick();
   });
-  const durationS = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    ok: latencies.length, failed, durationS,
-    okPerSec: latencies.length / durationS,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    ...(failure ? { failure } : {}),
-  };
+  return windowOf(latencies, failed, failure, started);
 }
 
 /** pacedCalls of one HTTP request each (built by setupRequest, as for autocannon); a non-2xx answer is a failure. */
