@@ -13,11 +13,15 @@ const CONNECT_TIMEOUT_CAP_MS = 3_000;
 /** Statement files are the largest answers a channel sends; anything past this is not a channel answer. */
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+const brotliAsync = promisify(brotliDecompress);
+/** Bounded on the way out too: a small compressed body must not expand past what a channel answer can be. */
 const DECOMPRESS: Record<string, (input: Buffer) => Promise<Buffer>> = {
-  gzip: promisify(gunzip),
-  'x-gzip': promisify(gunzip),
-  deflate: promisify(inflate),
-  br: promisify(brotliDecompress),
+  gzip: (b) => gunzipAsync(b, { maxOutputLength: MAX_RESPONSE_BYTES }),
+  'x-gzip': (b) => gunzipAsync(b, { maxOutputLength: MAX_RESPONSE_BYTES }),
+  deflate: (b) => inflateAsync(b, { maxOutputLength: MAX_RESPONSE_BYTES }),
+  br: (b) => brotliAsync(b, { maxOutputLength: MAX_RESPONSE_BYTES }),
 };
 
 /** Why a call ended without an answer, and whether its bytes may have reached the channel. */
@@ -78,7 +82,7 @@ export class KernelChannelHttp implements ChannelHttp {
     }
     const headers: OutgoingHttpHeaders = { ...req.headers };
     const requestId = currentRequestId();
-    if (requestId && headers['x-request-id'] === undefined) headers['x-request-id'] = requestId;
+    if (requestId && !Object.keys(headers).some((name) => name.toLowerCase() === 'x-request-id')) headers['x-request-id'] = requestId;
     if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
 
@@ -86,14 +90,15 @@ export class KernelChannelHttp implements ChannelHttp {
       let connected = false;
       let settled = false;
       let connectTimer: NodeJS.Timeout | undefined;
-      const callTimer = setTimeout(() => fail({ code: 'timeout', detail: `no answer within ${timeoutMs} ms`, connected }), timeoutMs);
+      let callTimer: NodeJS.Timeout | undefined;
+      let request: ClientRequest | undefined;
 
       const fail = (failure: Failure) => {
         if (settled) return;
         settled = true;
         clearTimeout(callTimer);
         clearTimeout(connectTimer);
-        request.destroy();
+        request?.destroy();
         reject(this.failureError(failure));
       };
       const succeed = (res: OutboundResponse) => {
@@ -103,9 +108,16 @@ export class KernelChannelHttp implements ChannelHttp {
         resolve(res);
       };
 
-      const request: ClientRequest = (https ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent: https ? this.httpsAgent : this.httpAgent }, (res) => {
-        this.readAnswer(res).then(succeed, (err: Error) => fail({ code: 'channel_unavailable', detail: `answer broken off: ${err.message}`, errno: (err as NodeJS.ErrnoException).code, connected: true }));
-      });
+      try {
+        request = (https ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent: https ? this.httpsAgent : this.httpAgent }, (res) => {
+          this.readAnswer(res).then(succeed, (err: Error) => fail({ code: 'channel_unavailable', detail: `answer broken off: ${err.message}`, errno: (err as NodeJS.ErrnoException).code, connected: true }));
+        });
+      } catch (err) {
+        // Node refuses the request before opening anything (an invalid header value or method): nothing was sent.
+        fail({ code: 'channel_unavailable', detail: `request refused before sending: ${(err as Error).message}`, errno: (err as NodeJS.ErrnoException).code, connected: false });
+        return;
+      }
+      callTimer = setTimeout(() => fail({ code: 'timeout', detail: `no answer within ${timeoutMs} ms`, connected }), timeoutMs);
       request.on('socket', (socket: Socket) => {
         // A kept-alive socket arrives connected; a new one must finish TCP (and TLS) before anything is written.
         if (!socket.connecting) {
@@ -134,7 +146,7 @@ export class KernelChannelHttp implements ChannelHttp {
     let body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     const encoding = res.headers['content-encoding']?.trim().toLowerCase();
     const decompress = encoding ? DECOMPRESS[encoding] : undefined;
-    if (decompress) body = await decompress(body);
+    if (decompress && body.length > 0) body = await decompress(body);
     return { status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') };
   }
 

@@ -98,7 +98,8 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 interface Held {
   k: number;
   executor: OneStatement;
-  done: Promise<unknown>;
+  /** Never rejects: a job that fails early must not be an unhandled rejection while others run. */
+  done: Promise<Outcome>;
   shape: MergeShape;
 }
 
@@ -159,8 +160,14 @@ function startJob(job: WriteJob, executor: SqlExecutor): Promise<unknown> {
   }
 }
 
+/** Starts a job whose outcome is collected later: the promise settles into an Outcome and never rejects. */
+function startJobOutcome(job: WriteJob, executor: SqlExecutor): Promise<Outcome> {
+  return startJob(job, executor).then((value): Outcome => ({ ok: true, value }), (error: unknown): Outcome => ({ ok: false, error }));
+}
+
 function fitsShape(shape: MergeShape, params: readonly SqlValue[]): boolean {
-  return shape.kind === 'insert' ? params.length === shape.params : params.length === shape.columns.length + 1;
+  if (shape.kind === 'insert') return params.length === shape.params;
+  return params.length === shape.columns.length + 1 && typeof updateKey(params) === 'string';
 }
 
 /** Whether a statement can join the held run: same text, room left, and (for updates) not a row already in it. */
@@ -302,7 +309,7 @@ export class SqliteDatabase {
       const job = group[k]!;
       if (job.singleStatement && job.merge !== false) {
         const executor = new OneStatement(this.writer, true);
-        const done = startJob(job, executor);
+        const done = startJobOutcome(job, executor);
         const statement = executor.held;
         const shape = statement && mergeShape(statement.sql);
         if (statement && shape && fitsShape(shape, statement.params)) {
@@ -328,7 +335,8 @@ export class SqliteDatabase {
       const bare = alone || job.singleStatement;
       try {
         if (!bare) await this.writer.run('SAVEPOINT job');
-        const value = await job.fn(this.writer);
+        // A single-statement job re-run on its own (after a merged statement lost its transaction) keeps its guard.
+        const value = await job.fn(job.singleStatement ? new OneStatement(this.writer, false) : this.writer);
         if (!bare) await this.writer.run('RELEASE job');
         outcomes[k] = { ok: true, value };
       } catch (error) {
@@ -356,7 +364,7 @@ export class SqliteDatabase {
         for (const h of held) h.executor.answer({ changes: 1, lastID: Number.NaN });
       } else {
         const changed = new Set((await this.writer.all<{ id: SqlValue }>(merged.sql, merged.params)).map((r) => r.id));
-        for (const h of held) h.executor.answer({ changes: changed.has(updateKey(h.executor.held!.params)) ? 1 : 0, lastID: Number.NaN });
+        for (const h of held) h.executor.answer({ changes: changed.has(updateKey(h.executor.held!.params) as string) ? 1 : 0, lastID: Number.NaN });
       }
     } catch {
       // The merged statement undid itself (most often a constraint on one of its rows): run each alone.
@@ -368,19 +376,16 @@ export class SqliteDatabase {
       }
       return null;
     }
-    for (const h of held) outcomes[h.k] = await h.done.then((value): Outcome => ({ ok: true, value }), (error: unknown): Outcome => ({ ok: false, error }));
+    for (const h of held) outcomes[h.k] = await h.done;
     return null;
   }
 
   /** The outcome of a single-statement job; when it failed, whether its failure took the transaction too. */
-  private async settleBare(k: number, done: Promise<unknown>, outcomes: Outcome[]): Promise<number | null> {
-    try {
-      outcomes[k] = { ok: true, value: await done };
-      return null;
-    } catch (error) {
-      outcomes[k] = { ok: false, error };
-      return (await this.transactionStillOpen()) ? null : k;
-    }
+  private async settleBare(k: number, done: Promise<Outcome>, outcomes: Outcome[]): Promise<number | null> {
+    const outcome = await done;
+    outcomes[k] = outcome;
+    if (outcome.ok) return null;
+    return (await this.transactionStillOpen()) ? null : k;
   }
 
   /** BEGIN fails inside an open transaction; when it succeeds, the group's transaction was lost (undo the probe). */

@@ -4,6 +4,9 @@
 // those trips one after another: under load that trip, not sqlite, is what a write waits for. So the writes of one
 // group that have the same SQL text run as one multi-row INSERT, or as one UPDATE … FROM (VALUES …) RETURNING, and
 // each caller still gets its own answer (its row changed or not). Pure functions, no sqlite here.
+//
+// A trigger's RAISE(FAIL) or RAISE(IGNORE) would let a merged statement keep some of its rows and skip others, which
+// no caller could be told apart: the store's schema has none, and a test over the migrated schema keeps it so.
 import type { SqlValue } from './sqlite.js';
 
 export type MergeShape =
@@ -33,7 +36,8 @@ function parse(sql: string): MergeShape | null {
   const insert = INSERT.exec(sql);
   if (insert) {
     const tuple = insert[3]!;
-    return { kind: 'insert', head: `INSERT INTO ${insert[1]} (${insert[2]}) VALUES `, tuple, params: (tuple.match(/\?/g) ?? []).length };
+    // OR ABORT overrides any ON CONFLICT clause of the table, so a failing merged INSERT undoes all of its rows.
+    return { kind: 'insert', head: `INSERT OR ABORT INTO ${insert[1]} (${insert[2]}) VALUES `, tuple, params: (tuple.match(/\?/g) ?? []).length };
   }
   const update = UPDATE.exec(sql);
   if (update) {
@@ -41,6 +45,8 @@ function parse(sql: string): MergeShape | null {
     for (const item of update[2]!.split(',')) {
       const column = SET_ITEM.exec(item.trim());
       if (!column) return null;
+      // Setting the key itself would make RETURNING name the new key, not the caller's.
+      if (column[1] === 'id') return null;
       columns.push(column[1]!);
     }
     return { kind: 'update', table: update[1]!, columns, extraWhere: update[3]!.trim() };
@@ -48,7 +54,11 @@ function parse(sql: string): MergeShape | null {
   return null;
 }
 
-/** The key an UPDATE's row is found by (its last parameter), for telling which callers' rows changed. */
+/**
+ * The key an UPDATE's row is found by (its last parameter), for telling which callers' rows changed. Only text keys
+ * merge (fitsShape): sqlite hands RETURNING values back after column affinity, so a number or a blob key could come
+ * back as another type and match no caller.
+ */
 export function updateKey(params: readonly SqlValue[]): SqlValue {
   return params[params.length - 1]!;
 }
@@ -68,7 +78,7 @@ export function mergedStatement(shape: MergeShape, rows: ReadonlyArray<readonly 
   const sets = shape.columns.map((c, i) => `${c} = v.__c${i}`).join(', ');
   const where = `${shape.table}.id = v.__k${shape.extraWhere ? ` ${shape.extraWhere}` : ''}`;
   return {
-    sql: `WITH v(${names.join(', ')}) AS (VALUES ${rows.map(() => tuple).join(',')}) UPDATE ${shape.table} SET ${sets} FROM v WHERE ${where} RETURNING ${shape.table}.id AS id`,
+    sql: `WITH v(${names.join(', ')}) AS (VALUES ${rows.map(() => tuple).join(',')}) UPDATE OR ABORT ${shape.table} SET ${sets} FROM v WHERE ${where} RETURNING ${shape.table}.id AS id`,
     params,
   };
 }

@@ -48,8 +48,11 @@ test('a refused connection never sent anything: mayExist is false', async (t) =>
   t.like(err, { code: 'channel_unavailable', mayExist: false, channelCode: 'ECONNREFUSED' });
 });
 
-test('an invalid URL or protocol never sent anything', async (t) => {
+test('an invalid URL, protocol or header never sent anything, and leaves no timer behind', async (t) => {
   const http = executor(t);
+  const err = await channelError(http.send({ method: 'POST', url: 'http://127.0.0.1:9/pay', headers: { 'x-sign': '签名' }, body: '{}', timeoutMs: 100, operation: 'create_payment' }));
+  t.like(err, { code: 'channel_unavailable', mayExist: false });
+  await new Promise((resolve) => setTimeout(resolve, 200)); // past the call's timeout: nothing fires
   t.like(await channelError(http.send({ method: 'GET', url: 'not a url', operation: 'query' })), { mayExist: false, channelCode: 'ERR_INVALID_URL' });
   t.like(await channelError(http.send({ method: 'GET', url: 'ftp://127.0.0.1/x', operation: 'query' })), { mayExist: false, channelCode: 'ERR_INVALID_PROTOCOL' });
 });
@@ -103,6 +106,9 @@ test('answers come back whole: status, headers, bytes, text; gzip is undone; the
   t.is(seen!.headers['x-request-id'], 'req_abc');
   t.is(seen!.headers['content-length'], String(Buffer.byteLength('{"amount":100}')));
   t.is(body, '{"amount":100}');
+  // A plugin's own request id (it may be signed) is kept, whatever its case.
+  await requestScope.run({ requestId: 'req_abc' }, () => http.send({ method: 'GET', url: `${url}/x`, headers: { 'X-Request-Id': 'plugin-1' }, operation: 'query' }));
+  t.is(seen!.headers['x-request-id'], 'plugin-1');
   const packed = await http.send({ method: 'GET', url: `${url}/gz`, operation: 'query' });
   t.is(packed.text, '{"packed":"中文"}');
 });

@@ -2,6 +2,7 @@ import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Store } from '../../core/store/index.js';
 import { SqliteDatabase } from '../../core/store/sqlite.js';
 import { mergedStatement, mergeShape } from '../../core/store/statement-merge.js';
 
@@ -52,15 +53,28 @@ test('group commit merges same-text single-row writes and still answers each cal
       { id: 'a', v: 0 }, { id: 'b', v: 1 }, { id: 'c', v: 2 }, { id: 'd', v: 4 }, { id: 'e', v: 6 }, { id: 'f', v: 7 },
     ]);
 
-    // A clean batch merges without falling back.
-    const more = await Promise.allSettled(['g', 'h', 'i', 'j'].map((id, i) => insert(id, 10 + i)));
-    t.true(more.every((r) => r.status === 'fulfilled'));
+    // A clean batch merges without falling back; jobs that fail before their statement (a throw, a read, which a
+    // single-statement write may not do) fail alone while the others are held, and crash nothing.
+    const more = await Promise.allSettled([
+      insert('g', 10), insert('h', 11),
+      db.write(() => {
+        throw new Error('invalid input');
+      }),
+      insert('i', 12),
+      db.write(async (w) => w.get('SELECT 1')),
+      insert('j', 13),
+    ]);
+    t.deepEqual(more.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    t.deepEqual((await db.reads.all<{ id: string }>("SELECT id FROM t WHERE id IN ('g','h','i','j') ORDER BY id")).map((r) => r.id), ['g', 'h', 'i', 'j']);
 
     await db.write((w) => w.run("UPDATE t SET status = 'done' WHERE id = ?", ['c']));
     const updateIfPending = (id: string, v: number) =>
       db.write(async (w) => (await w.run("UPDATE t SET v = ?, status = ? WHERE id = ? AND status = 'pending'", [v, 'pending', id])).changes === 1);
     const changed = await Promise.all([updateIfPending('a', 100), updateIfPending('b', 101), updateIfPending('c', 102), updateIfPending('zz', 103), updateIfPending('d', 104), updateIfPending('b', 105)]);
     t.deepEqual(changed, [true, true, false, false, true, true], 'each caller learns whether its own row changed');
+    // A key of another type than the column's is compared by sqlite, not by the store: such writes run unmerged.
+    const byNumber = await Promise.all([updateIfPending('e', 200), db.write(async (w) => (await w.run("UPDATE t SET v = ? WHERE id = ? AND status = 'pending'", [201, 7])).changes), updateIfPending('f', 202)]);
+    t.deepEqual(byNumber, [true, 0, true]);
     t.deepEqual(await db.reads.all("SELECT id, v FROM t WHERE id IN ('a','b','c','d') ORDER BY id"), [
       { id: 'a', v: 100 }, { id: 'b', v: 105 }, { id: 'c', v: 2 }, { id: 'd', v: 104 },
     ], 'two writes to one row in one group apply in order');
@@ -98,12 +112,12 @@ test('statement merging: which statements merge, and the merged SQL and paramete
   const insert = mergeShape("INSERT INTO payments (id, amount, status_source)\n   VALUES (?,?,'create')");
   t.like(insert, { kind: 'insert', params: 2 });
   t.deepEqual(mergedStatement(insert!, [['p1', 100], ['p2', 200]]), {
-    sql: "INSERT INTO payments (id, amount, status_source) VALUES (?,?,'create'),(?,?,'create')", params: ['p1', 100, 'p2', 200],
+    sql: "INSERT OR ABORT INTO payments (id, amount, status_source) VALUES (?,?,'create'),(?,?,'create')", params: ['p1', 100, 'p2', 200],
   });
   const update = mergeShape("UPDATE payments SET updated_at = ?, routing = ? WHERE id = ? AND status = 'pending'");
   t.like(update, { kind: 'update', table: 'payments', columns: ['updated_at', 'routing'] });
   t.deepEqual(mergedStatement(update!, [[1, 'r1', 'p1'], [2, 'r2', 'p2']]), {
-    sql: "WITH v(__k, __c0, __c1) AS (VALUES (?,?,?),(?,?,?)) UPDATE payments SET updated_at = v.__c0, routing = v.__c1 FROM v WHERE payments.id = v.__k AND status = 'pending' RETURNING payments.id AS id",
+    sql: "WITH v(__k, __c0, __c1) AS (VALUES (?,?,?),(?,?,?)) UPDATE OR ABORT payments SET updated_at = v.__c0, routing = v.__c1 FROM v WHERE payments.id = v.__k AND status = 'pending' RETURNING payments.id AS id",
     params: ['p1', 1, 'r1', 'p2', 2, 'r2'],
   });
   // Anything else runs as written: arithmetic in SET, parameters in the condition, upserts, several statements.
@@ -116,4 +130,17 @@ test('statement merging: which statements merge, and the merged SQL and paramete
     'INSERT INTO t (a) VALUES (?); DELETE FROM t',
     'DELETE FROM t WHERE id = ?',
   ]) t.is(mergeShape(sql), null, sql);
+});
+
+test('the migrated schema has no trigger that could leave a merged write half done (RAISE(FAIL) or RAISE(IGNORE))', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'corbel-store-'));
+  const store = await Store.open(join(dir, 'x.db'));
+  try {
+    const triggers = await store.reads.all<{ name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'");
+    t.true(triggers.length > 0);
+    for (const trigger of triggers) t.notRegex(trigger.sql, /RAISE\s*\(\s*(FAIL|IGNORE)/i, trigger.name);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
