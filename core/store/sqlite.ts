@@ -14,6 +14,8 @@ class Connection {
   private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
   /** The same statements once prepared, for calls that need not wait a turn for a settled promise. */
   private readonly ready = new Map<string, sqlite3.Statement>();
+  /** Statements sent to sqlite so far: each is one trip through the thread pool. */
+  statementsRun = 0;
 
   constructor(private readonly db: sqlite3.Database) {}
 
@@ -41,6 +43,7 @@ class Connection {
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<{ changes: number; lastID: number }> {
+    this.statementsRun++;
     const stmt = this.ready.get(sql) ?? (await this.statement(sql));
     return new Promise((resolve, reject) => {
       stmt.run(params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
@@ -56,6 +59,7 @@ class Connection {
   }
 
   async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    this.statementsRun++;
     const stmt = this.ready.get(sql) ?? (await this.statement(sql));
     return new Promise((resolve, reject) => {
       stmt.all(params as SqlValue[], (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
@@ -63,6 +67,7 @@ class Connection {
   }
 
   exec(sql: string): Promise<void> {
+    this.statementsRun++;
     return new Promise((resolve, reject) => this.db.exec(sql, (err) => (err ? reject(err) : resolve())));
   }
 
@@ -207,6 +212,11 @@ export class SqliteDatabase {
     const reader = await Connection.open(path, sqlite3.OPEN_READONLY | sqlite3.OPEN_FULLMUTEX);
     await reader.exec('PRAGMA busy_timeout=5000; PRAGMA query_only=ON;');
     return new SqliteDatabase(writer, reader, path);
+  }
+
+  /** Statements the writer has sent to sqlite: what group commit and merging save is counted here. */
+  get writerStatements(): number {
+    return this.writer.statementsRun;
   }
 
   /** Reads committed data; never blocks behind a write transaction. */

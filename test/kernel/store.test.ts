@@ -65,6 +65,11 @@ test('group commit merges same-text single-row writes and still answers each cal
       insert('j', 13),
     ]);
     t.deepEqual(more.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+
+    // Merged for real: four inserts queued in one tick cost the first alone, then BEGIN, one INSERT and COMMIT.
+    const before = db.writerStatements;
+    await Promise.all(['w1', 'w2', 'w3', 'w4'].map((id, i) => insert(id, 20 + i)));
+    t.is(db.writerStatements - before, 4);
     t.deepEqual((await db.reads.all<{ id: string }>("SELECT id FROM t WHERE id IN ('g','h','i','j') ORDER BY id")).map((r) => r.id), ['g', 'h', 'i', 'j']);
 
     await db.write((w) => w.run("UPDATE t SET status = 'done' WHERE id = ?", ['c']));

@@ -5,8 +5,6 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChannelError, type ChannelAccount, type ChannelAccountContext, type CreatePaymentRequest, type InboundNotification, type PaymentAction, type PaymentReference, type PluginLogger } from '../../core/index.js';
@@ -16,47 +14,21 @@ import plugin from '../../plugins/unionpay/index.js';
 import type { UnionPayConfig } from '../../plugins/unionpay/config.js';
 import { chinaTime } from '../../plugins/unionpay/transformers.js';
 import { parseFormBody } from '../../plugins/unionpay/transport.js';
+import { PostRecorder } from '../helpers/post-recorder.js';
 
 const logger: PluginLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 // ---------------------------------------------------------------- notify receiver
 
-interface Captured { path: string; headers: Record<string, string | string[] | undefined>; rawBody: Buffer }
-
-class Receiver {
-  readonly got: Captured[] = [];
-  private server!: Server;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        this.got.push({ path: req.url ?? '', headers: req.headers, rawBody: Buffer.concat(chunks) });
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async waitFor(path: string, predicate: (fields: Record<string, string>) => boolean = () => true, timeoutMs = 5000): Promise<InboundNotification> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const hit = this.got.find((c) => c.path === path && predicate(parseFormBody(c.rawBody)));
-      if (hit) return { headers: hit.headers, rawBody: hit.rawBody, query: {} };
-      await sleep(25);
-    }
-    throw new Error(`no notification on ${path}`);
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+/** The kernel's notify URL: waits for the first ACP form posted to a path that the predicate accepts. */
+class Receiver extends PostRecorder {
+  waitFor(path: string, predicate: (fields: Record<string, string>) => boolean = () => true, timeoutMs = 5000): Promise<InboundNotification> {
+    return this.waitUntil(() => {
+      const hit = this.posts.find((c) => c.path === path && predicate(parseFormBody(c.rawBody)));
+      return hit && { headers: hit.headers, rawBody: hit.rawBody, query: {} };
+    }, timeoutMs, `a notification on ${path}`);
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- fixtures
 

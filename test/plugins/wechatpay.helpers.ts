@@ -1,6 +1,4 @@
 /** Shared wiring for the WeChat Pay plugin tests: the real simulator, a notify receiver, and account factories. */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +9,7 @@ import type { WechatPayConfig } from '../../plugins/wechatpay/config.js';
 import type { ChannelAccount, ChannelAccountContext, ChannelNotification, InboundNotification, PluginLogger } from '../../core/index.js';
 import { KernelChannelHttp } from '../../core/kernel/channel-http.js';
 import { Metrics } from '../../core/ops/metrics.js';
+import { PostRecorder } from '../helpers/post-recorder.js';
 
 export const noopLogger: PluginLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -18,54 +17,32 @@ export interface Captured extends InboundNotification {
   path: string;
 }
 
-/** A tiny notify endpoint: records every POST (headers + raw body) and answers 204. */
-export class NotifyReceiver {
-  readonly received: Captured[] = [];
-  private server!: Server;
-  url = '';
+/** The kernel's notify URL: records every POST (headers + raw body) and answers 204. */
+export class NotifyReceiver extends PostRecorder {
+  constructor() {
+    super(() => ({ status: 204 }));
+  }
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        this.received.push({ path: req.url ?? '/', headers: { ...req.headers }, rawBody: Buffer.concat(chunks), query: {} });
-        res.statusCode = 204;
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  get received(): Captured[] {
+    return this.posts.map((p) => ({ path: p.path, headers: p.headers, rawBody: p.rawBody, query: {} }));
   }
 
   /** Waits for a notification on `path` that the account parses and `match` accepts. */
-  async waitFor(account: ChannelAccount, path: string, match: (n: ChannelNotification) => boolean, timeoutMs = 8000): Promise<{ parsed: ChannelNotification; raw: Captured }> {
-    const deadline = Date.now() + timeoutMs;
+  waitFor(account: ChannelAccount, path: string, match: (n: ChannelNotification) => boolean, timeoutMs = 8000): Promise<{ parsed: ChannelNotification; raw: Captured }> {
     let seen = 0;
-    while (Date.now() < deadline) {
+    return this.waitUntil(async () => {
       const batch = this.received.filter((c) => c.path === path);
       for (const raw of batch.slice(seen)) {
         const parsed = await account.parseNotification(raw);
         if (match(parsed)) return { parsed, raw };
       }
       seen = batch.length;
-      await sleep(25);
-    }
-    throw new Error(`no matching notification on ${path} within ${timeoutMs} ms`);
+      return undefined;
+    }, timeoutMs, `a matching notification on ${path}`);
   }
 
-  async waitForRaw(path: string, timeoutMs = 8000): Promise<Captured> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const hit = this.received.find((c) => c.path === path);
-      if (hit) return hit;
-      await sleep(25);
-    }
-    throw new Error(`nothing received on ${path}`);
-  }
-
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
+  waitForRaw(path: string, timeoutMs = 8000): Promise<Captured> {
+    return this.waitUntil(() => this.received.find((c) => c.path === path), timeoutMs, `anything on ${path}`);
   }
 }
 

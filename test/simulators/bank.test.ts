@@ -1,12 +1,12 @@
 // The bank simulator over real HTTP, driven by a merchant client written here from PROTOCOL.md with node:crypto only.
 import test from 'ava';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBankSimulator, type BankSandboxCredentials, type RunningSimulator } from '../../plugins/bank/simulator/index.js';
+import { PostRecorder, type RecordedPost } from '../helpers/post-recorder.js';
 
 // ---- Merchant side, independent of the simulator's code -------------------------------------------------------------
 
@@ -97,60 +97,43 @@ interface Delivery {
   at: number;
 }
 
-class Receiver {
-  deliveries: Delivery[] = [];
+class Receiver extends PostRecorder {
   /** Answers for the next deliveries; when empty, acknowledge. */
   answers: Array<{ status: number; body: string }> = [];
-  url = '';
-  private server: Server | undefined;
-  private waiters: Array<() => void> = [];
 
-  constructor(private readonly bankPublicKey: () => KeyObject, private readonly merchantId: () => string) {}
+  /** Checked once, on arrival: the timestamp window is about when it came. */
+  private readonly verdicts = new WeakMap<RecordedPost, boolean>();
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks);
-        const h = req.headers;
-        const verified =
-          h['x-bank-merchant'] === this.merchantId() &&
-          Math.abs(Number(h['x-bank-timestamp']) - Date.now() / 1000) <= 300 &&
-          verify('sha256', Buffer.from(base('NOTIFY', '-', String(h['x-bank-merchant']), String(h['x-bank-timestamp']), String(h['x-bank-nonce']), raw)), this.bankPublicKey(), Buffer.from(String(h['x-bank-signature']), 'base64'));
-        this.deliveries.push({ headers: h, body: raw.toString('utf8'), event: JSON.parse(raw.toString('utf8')) as Delivery['event'], verified, at: Date.now() });
-        const answer = this.answers.shift() ?? { status: 200, body: verified ? '{"code":"SUCCESS"}' : '{"code":"FAIL"}' };
-        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body);
-        for (const wake of this.waiters.splice(0)) wake();
-      });
+  constructor(private readonly bankPublicKey: () => KeyObject, private readonly merchantId: () => string) {
+    super((post) => {
+      const verified = this.verify(post);
+      this.verdicts.set(post, verified);
+      return this.answers.shift() ?? { status: 200, body: verified ? '{"code":"SUCCESS"}' : '{"code":"FAIL"}', contentType: 'application/json' };
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/notify/bank`;
+  }
+
+  private verify(post: RecordedPost): boolean {
+    const h = post.headers;
+    return (
+      h['x-bank-merchant'] === this.merchantId() &&
+      Math.abs(Number(h['x-bank-timestamp']) - Date.now() / 1000) <= 300 &&
+      verify('sha256', Buffer.from(base('NOTIFY', '-', String(h['x-bank-merchant']), String(h['x-bank-timestamp']), String(h['x-bank-nonce']), post.rawBody)), this.bankPublicKey(), Buffer.from(String(h['x-bank-signature']), 'base64'))
+    );
+  }
+
+  get deliveries(): Delivery[] {
+    return this.posts.map((p) => ({ headers: p.headers, body: p.rawBody.toString('utf8'), event: JSON.parse(p.rawBody.toString('utf8')) as Delivery['event'], verified: this.verdicts.get(p) ?? false, at: p.at }));
   }
 
   of(outTradeNo: string): Delivery[] {
     return this.deliveries.filter((d) => d.event.data.out_trade_no === outTradeNo);
   }
 
-  async waitFor(outTradeNo: string, count: number, timeoutMs = 5000): Promise<Delivery[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.of(outTradeNo).length < count) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`expected ${count} deliveries for ${outTradeNo}, got ${this.of(outTradeNo).length}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.of(outTradeNo);
-  }
-
-  async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+  waitFor(outTradeNo: string, count: number, timeoutMs = 5000): Promise<Delivery[]> {
+    return this.waitUntil(() => {
+      const got = this.of(outTradeNo);
+      return got.length >= count ? got : undefined;
+    }, timeoutMs, `${count} deliveries for ${outTradeNo} (got ${this.of(outTradeNo).length})`);
   }
 }
 
@@ -167,7 +150,7 @@ test.before(async () => {
   // Manual refund settlement so the tests decide each refund's outcome; automatic settlement is tested separately.
   sim = await startBankSimulator({ dataDir, notifyRetryDelaysMs: [100, 200, 300], refundSettleMs: null });
   merchant = merchantFrom(sim.credentials);
-  await receiver.start();
+  await receiver.start('/notify/bank');
 });
 
 test.after.always(async () => {

@@ -3,10 +3,9 @@
  * simulator's own code: node:crypto for hashing/RSA, node-forge only to open the merchant's .pfx.
  */
 import { createHash, createPrivateKey, createSign, createVerify, X509Certificate, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import forge from 'node-forge';
+import { PostRecorder } from '../helpers/post-recorder.js';
 
 export type Fields = Record<string, string>;
 
@@ -123,46 +122,29 @@ export interface ReceivedNotification {
   at: number;
 }
 
-/** A merchant notification endpoint: records every POST and answers with `status(path, n)`. */
-export class NotifyReceiver {
-  readonly received: ReceivedNotification[] = [];
+/** A merchant notification endpoint: records every POST as form fields and answers with `statusFor(path, n)`. */
+export class NotifyReceiver extends PostRecorder {
   statusFor: (path: string, nthForPath: number) => number = () => 200;
-  private server!: Server;
-  url = '';
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  constructor() {
+    super((post, n) => {
+      const status = this.statusFor(post.path, n);
+      return { status, body: status === 200 ? 'ok' : 'error' };
+    });
   }
 
-  private async handle(req: IncomingMessage, res: import('node:http').ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const fields: Fields = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
-    const path = req.url ?? '/';
-    this.received.push({ path, fields, at: Date.now() });
-    const n = this.received.filter((r) => r.path === path).length;
-    res.statusCode = this.statusFor(path, n);
-    res.end(res.statusCode === 200 ? 'ok' : 'error');
+  get received(): ReceivedNotification[] {
+    return this.posts.map((p) => ({ path: p.path, fields: Object.fromEntries(new URLSearchParams(p.rawBody.toString('utf8'))), at: p.at }));
   }
 
   forPath(path: string): ReceivedNotification[] {
     return this.received.filter((r) => r.path === path);
   }
 
-  async waitFor(path: string, count: number, timeoutMs = 5000): Promise<ReceivedNotification[]> {
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
+  waitFor(path: string, count: number, timeoutMs = 5000): Promise<ReceivedNotification[]> {
+    return this.waitUntil(() => {
       const got = this.forPath(path);
-      if (got.length >= count) return got;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`timed out waiting for ${count} notification(s) on ${path}; got ${this.forPath(path).length}`);
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+      return got.length >= count ? got : undefined;
+    }, timeoutMs, `${count} notification(s) on ${path} (got ${this.forPath(path).length})`);
   }
 }
