@@ -37,7 +37,7 @@ export interface RoutingInput {
 export interface DecisionBuffer {
   /** Index of the matched rule, -1 when none matched (then every usable account, in config order). */
   rule: number;
-  ruleName: string | null;
+  readonly ruleName: string | null;
   strategy: string;
   /** Account indices in the order to try; `count` of them are valid. */
   candidates: Int32Array;
@@ -68,9 +68,34 @@ interface CompiledRule {
  */
 interface SegmentTable {
   starts: Float64Array;
+  /** starts[starts.length - 1], kept here so the common check reads no array. */
+  lastStart: number;
   rule: Int32Array;
+  /** Each segment's rule as a decision record (see RECORD), so a decision reads one record, not several arrays. */
+  records: Int32Array;
   index: Int32Array;
   step: number;
+}
+
+/**
+ * A rule as the decision reads it: one run of int32s, so that on a large table a decision touches a cache line or
+ * two instead of one per field. Targets follow the header, `count` of them.
+ */
+const RECORD = { rule: 0, strategy: 1, count: 2, weightSlots: 3, explorationPpm: 4, targets: 5 } as const;
+/** Sentinel for "no rule yet": an int32, so comparisons stay on small integers. */
+const NO_RULE = 0x7fffffff;
+
+/** The decision buffer; the rule's name is looked up only when someone reads it. */
+class Decision implements DecisionBuffer {
+  rule = -1;
+  strategy: string = 'priority';
+  count = 0;
+
+  constructor(readonly candidates: Int32Array, private readonly names: readonly string[]) {}
+
+  get ruleName(): string | null {
+    return this.rule < 0 ? null : this.names[this.rule]!;
+  }
 }
 
 const STRATEGY_CODES = { priority: 0, weighted: 1, lowest_cost: 2, success_rate: 3 } as const;
@@ -88,6 +113,8 @@ interface Bucket {
   generic: RuleSet;
   /** Per merchant with rules of its own: those rules and the generic ones together, so one lookup decides. */
   byMerchant: Map<string, RuleSet>;
+  /** The same sets by merchant slot (CompiledRouting.merchantSlots): an array read in the hot path, not a Map per bucket. */
+  bySlot: Array<RuleSet | undefined>;
 }
 
 const DAY_MS = 86_400_000;
@@ -138,25 +165,24 @@ export class CompiledRouting {
   /** pay method → currency → bucket: two lookups by the input's own strings, nothing concatenated per decision. */
   private readonly buckets = new Map<string, Map<string, Bucket>>();
   private readonly pins: Map<string, Set<number>>;
+  /** Merchants with rules of their own, numbered: one lookup per decision, whatever the bucket. */
+  private readonly merchantSlots = new Map<string, number>();
   /** IPv4 space cut into non-overlapping ranges, each with every region containing it (blocks may nest). */
   private readonly regionStarts: Float64Array;
   private readonly regionEnds: Float64Array;
   private readonly regionSets: Array<readonly string[]>;
-  private readonly out: DecisionBuffer;
+  private readonly out: Decision;
   private readonly costs: Float64Array;
   private readonly rates: Float64Array;
   private readonly totals = { ok: 0, failed: 0 };
   private readonly fallbackOrder: Int32Array;
   private readonly offsetMinutes: number;
-  // The hot path reads rules from these packed arrays (structure of arrays), so a decision on a
-  // large table touches a few adjacent cache lines instead of chasing per-rule objects.
-  private readonly ruleStrategy: Uint8Array;
-  private readonly ruleNames: string[];
-  private readonly targetStart: Int32Array;
-  private readonly targetsFlat: Int32Array;
-  private readonly weightStart: Int32Array;
+  /** Every rule's decision record (RECORD), `stride` int32s each, in table order. */
+  private readonly ruleRecords: Int32Array;
+  private readonly stride: number;
   private readonly weightSlotsFlat: Uint8Array;
-  private readonly ruleExploration: Float64Array;
+  /** Where locate() found the matched rule's record: no allocation per decision. */
+  private found: { records: Int32Array; at: number };
 
   constructor(readonly config: RoutingConfig, accounts: RoutableAccount[], currencies: readonly string[]) {
     this.accounts = accounts;
@@ -189,28 +215,23 @@ export class CompiledRouting {
     this.regionSets = ranges.map((r) => r[2]);
 
     this.rules = config.rules.map((r, i) => this.compileRule(r, i));
-    const nRules = this.rules.length;
-    this.ruleStrategy = Uint8Array.from(this.rules.map((r) => STRATEGY_CODES[r.strategy]));
-    this.ruleNames = this.rules.map((r) => r.name);
-    this.ruleExploration = Float64Array.from(this.rules.map((r) => r.exploration));
-    this.targetStart = new Int32Array(nRules + 1);
-    this.weightStart = new Int32Array(nRules).fill(-1);
-    let targetTotal = 0;
-    let weighted = 0;
-    this.rules.forEach((r, i) => {
-      this.targetStart[i] = targetTotal;
-      targetTotal += r.targets.length;
-      if (r.weightSlots) this.weightStart[i] = WEIGHT_SLOTS * weighted++;
-    });
-    this.targetStart[nRules] = targetTotal;
-    this.targetsFlat = new Int32Array(targetTotal);
-    this.weightSlotsFlat = new Uint8Array(WEIGHT_SLOTS * weighted);
-    this.rules.forEach((r, i) => {
-      this.targetsFlat.set(r.targets, this.targetStart[i]!);
-      if (r.weightSlots) this.weightSlotsFlat.set(r.weightSlots, this.weightStart[i]!);
-    });
     const maxTargets = Math.max(accounts.length, ...this.rules.map((r) => r.targets.length), 1);
-    this.out = { rule: -1, ruleName: null, strategy: 'priority', candidates: new Int32Array(maxTargets), count: 0 };
+    this.stride = RECORD.targets + Math.max(1, ...this.rules.map((r) => r.targets.length));
+    this.ruleRecords = new Int32Array(this.rules.length * this.stride);
+    const weighted = this.rules.filter((r) => r.weightSlots);
+    this.weightSlotsFlat = new Uint8Array(WEIGHT_SLOTS * weighted.length);
+    weighted.forEach((r, k) => this.weightSlotsFlat.set(r.weightSlots!, WEIGHT_SLOTS * k));
+    this.rules.forEach((r, i) => {
+      const at = i * this.stride;
+      this.ruleRecords[at + RECORD.rule] = i;
+      this.ruleRecords[at + RECORD.strategy] = STRATEGY_CODES[r.strategy];
+      this.ruleRecords[at + RECORD.count] = r.targets.length;
+      this.ruleRecords[at + RECORD.weightSlots] = r.weightSlots ? WEIGHT_SLOTS * weighted.indexOf(r) : -1;
+      this.ruleRecords[at + RECORD.explorationPpm] = Math.round(r.exploration * 1e6);
+      this.ruleRecords.set(r.targets, at + RECORD.targets);
+    });
+    this.found = { records: this.ruleRecords, at: 0 };
+    this.out = new Decision(new Int32Array(maxTargets), this.rules.map((r) => r.name));
     this.costs = new Float64Array(maxTargets);
     this.rates = new Float64Array(maxTargets);
     this.fallbackOrder = Int32Array.from(accounts.map((_, i) => i));
@@ -231,10 +252,13 @@ export class CompiledRouting {
         }
         if (generic.length === 0 && byMerchant.size === 0) continue;
         if (!this.buckets.has(method)) this.buckets.set(method, new Map());
-        this.buckets.get(method)!.set(currency, {
-          generic: buildRuleSet(generic),
-          byMerchant: new Map([...byMerchant].map(([m, rules]) => [m, buildRuleSet([...rules, ...generic].sort((a, b) => a.index - b.index))])),
-        });
+        const sets = new Map([...byMerchant].map(([m, rules]) => [m, buildRuleSet([...rules, ...generic].sort((a, b) => a.index - b.index), this.ruleRecords, this.stride)]));
+        const bySlot: Array<RuleSet | undefined> = [];
+        for (const [merchant, set] of sets) {
+          if (!this.merchantSlots.has(merchant)) this.merchantSlots.set(merchant, this.merchantSlots.size);
+          bySlot[this.merchantSlots.get(merchant)!] = set;
+        }
+        this.buckets.get(method)!.set(currency, { generic: buildRuleSet(generic, this.ruleRecords, this.stride), byMerchant: sets, bySlot });
       }
     }
   }
@@ -317,13 +341,45 @@ export class CompiledRouting {
 
   /** The first rule that matches, or -1. */
   matchRule(input: RoutingInput): number {
+    return this.locate(input);
+  }
+
+  /**
+   * The first rule that matches, or -1; `found` then points at its record. The amount segment gives the first
+   * amount-only rule; a rule with other conditions wins only if it comes earlier in the table and matches.
+   */
+  private locate(input: RoutingInput): number {
     const bucket = this.buckets.get(input.payMethod)?.get(input.currency);
     if (!bucket) return -1;
-    const region = this.regionStarts.length ? this.regionOf(input.clientIp) : null;
-    const localMs = input.now + this.offsetMinutes * 60_000;
-    const own = bucket.byMerchant.size ? bucket.byMerchant.get(input.merchantId) : undefined;
-    const best = firstInSet(own ?? bucket.generic, input, region, localMs, Number.MAX_SAFE_INTEGER);
-    return best === Number.MAX_SAFE_INTEGER ? -1 : best;
+    const slot = this.merchantSlots.size ? this.merchantSlots.get(input.merchantId) : undefined;
+    const set = (slot === undefined ? undefined : bucket.bySlot[slot]) ?? bucket.generic;
+    let best = NO_RULE;
+    const segments = set.segments;
+    if (segments) {
+      const at = segmentOf(segments, input.amount) * this.stride;
+      const rule = segments.records[at + RECORD.rule]!;
+      if (rule >= 0) {
+        best = rule;
+        this.found.records = segments.records;
+        this.found.at = at;
+      }
+    }
+    const complex = set.complex;
+    if (complex.length > 0 && complex[0]!.index < best) {
+      const region = this.regionStarts.length ? this.regionOf(input.clientIp) : null;
+      const localMs = input.now + this.offsetMinutes * 60_000;
+      for (let k = 0; k < complex.length; k++) {
+        const rule = complex[k]!;
+        if (rule.index >= best) break;
+        if (input.amount >= rule.amountMin && input.amount <= rule.amountMax && rule.extra!(input, region, localMs)) {
+          best = rule.index;
+          this.found.records = this.ruleRecords;
+          this.found.at = best * this.stride;
+          break;
+        }
+      }
+    }
+    return best === NO_RULE ? -1 : best;
   }
 
   /** Why an account cannot take this request now, or null when it can. */
@@ -347,43 +403,43 @@ export class CompiledRouting {
   /** Decides where to send one payment. The returned buffer is reused by the next call. */
   decide(input: RoutingInput): DecisionBuffer {
     const out = this.out;
-    const ruleIndex = this.matchRule(input);
+    const ruleIndex = this.locate(input);
     const day = dayNumber(input.now, this.offsetMinutes);
     out.count = 0;
     if (ruleIndex < 0) {
       out.rule = -1;
-      out.ruleName = null;
       out.strategy = 'priority';
       for (let k = 0; k < this.fallbackOrder.length; k++) if (this.skipReason(k, input, day) === null) out.candidates[out.count++] = k;
       return out;
     }
-    const strategy = this.ruleStrategy[ruleIndex]!;
+    const records = this.found.records;
+    const at = this.found.at;
+    const strategy = records[at + RECORD.strategy]!;
     out.rule = ruleIndex;
-    out.ruleName = this.ruleNames[ruleIndex]!;
     out.strategy = STRATEGY_NAMES[strategy]!;
-    const end = this.targetStart[ruleIndex + 1]!;
-    for (let k = this.targetStart[ruleIndex]!; k < end; k++) {
-      const t = this.targetsFlat[k]!;
+    const end = at + RECORD.targets + records[at + RECORD.count]!;
+    for (let k = at + RECORD.targets; k < end; k++) {
+      const t = records[k]!;
       if (t >= 0 && this.skipReason(t, input, day) === null) out.candidates[out.count++] = t;
     }
     if (out.count > 1 && strategy !== 0) {
-      if (strategy === 1) this.orderWeighted(ruleIndex);
+      if (strategy === 1) this.orderWeighted(records, at);
       else if (strategy === 2) this.orderByCost(input);
-      else this.orderBySuccess(ruleIndex, input.now);
+      else this.orderBySuccess(records[at + RECORD.explorationPpm]!, input.now);
     }
     return out;
   }
 
   /** A weighted pick goes first; the rest keep their priority order as fallbacks. */
-  private orderWeighted(ruleIndex: number): void {
-    const slots = this.weightStart[ruleIndex]!;
+  private orderWeighted(records: Int32Array, at: number): void {
+    const slots = records[at + RECORD.weightSlots]!;
     if (slots < 0) return;
-    const picked = this.targetsFlat[this.targetStart[ruleIndex]! + this.weightSlotsFlat[slots + ((Math.random() * WEIGHT_SLOTS) | 0)]!]!;
+    const picked = records[at + RECORD.targets + this.weightSlotsFlat[slots + ((Math.random() * WEIGHT_SLOTS) | 0)]!]!;
     const c = this.out.candidates;
-    let at = -1;
-    for (let k = 0; k < this.out.count; k++) if (c[k] === picked) at = k;
-    if (at <= 0) return;
-    for (let k = at; k > 0; k--) c[k] = c[k - 1]!;
+    let found = -1;
+    for (let k = 0; k < this.out.count; k++) if (c[k] === picked) found = k;
+    if (found <= 0) return;
+    for (let k = found; k > 0; k--) c[k] = c[k - 1]!;
     c[0] = picked;
   }
 
@@ -397,7 +453,7 @@ export class CompiledRouting {
     sortBy(c, this.costs, this.out.count, true);
   }
 
-  private orderBySuccess(ruleIndex: number, now: number): void {
+  private orderBySuccess(explorationPpm: number, now: number): void {
     const c = this.out.candidates;
     for (let k = 0; k < this.out.count; k++) {
       this.accounts[c[k]!]!.state.calls.totals(now, this.totals);
@@ -406,7 +462,7 @@ export class CompiledRouting {
       this.rates[k] = n === 0 ? 1 : this.totals.ok / n;
     }
     sortBy(c, this.rates, this.out.count, false);
-    if (this.out.count > 1 && Math.random() < this.ruleExploration[ruleIndex]!) {
+    if (this.out.count > 1 && Math.random() * 1e6 < explorationPpm) {
       const k = 1 + ((Math.random() * (this.out.count - 1)) | 0);
       const explored = c[k]!;
       c[k] = c[0]!;
@@ -478,31 +534,19 @@ function sortBy(ids: Int32Array, keys: Float64Array, n: number, ascending: boole
   }
 }
 
-function firstInSet(set: RuleSet, input: RoutingInput, region: readonly string[] | null, localMs: number, bestSoFar: number): number {
-  let best = bestSoFar;
-  if (set.segments) {
-    const r = set.segments.rule[segmentOf(set.segments, input.amount)]!;
-    if (r >= 0 && r < best) best = r;
-  }
-  const complex = set.complex;
-  for (let k = 0; k < complex.length; k++) {
-    const rule = complex[k]!;
-    if (rule.index >= best) break;
-    if (input.amount >= rule.amountMin && input.amount <= rule.amountMax && rule.extra!(input, region, localMs)) return rule.index;
-  }
-  return best;
-}
-
 /**
- * The segment holding an amount: the index narrows it to the segments starting inside the amount's
- * index slot (usually one or two), then a binary search over those (segments start at 0).
+ * The segment holding an amount. Most index slots lie inside one segment, and their entry is that segment: one read.
+ * A slot that a segment boundary crosses holds ~k (k: the segment at the slot's start), and a binary search runs
+ * between k and the segment at the next slot's start (segments start at 0).
  */
 function segmentOf(s: SegmentTable, amount: number): number {
-  const last = s.starts.length - 1;
-  if (amount >= s.starts[last]!) return last;
+  if (amount >= s.lastStart) return s.starts.length - 1;
   const slot = Math.floor(amount / s.step);
-  let lo = s.index[slot]!;
-  let hi = s.index[slot + 1]!;
+  const entry = s.index[slot]!;
+  if (entry >= 0) return entry;
+  let lo = ~entry;
+  const next = s.index[slot + 1]!;
+  let hi = next >= 0 ? next : ~next;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
     if (s.starts[mid]! <= amount) lo = mid;
@@ -518,13 +562,14 @@ function buildIndex(starts: Float64Array): { index: Int32Array; step: number } {
   let k = 0;
   for (let b = 0; b < index.length; b++) {
     while (k + 1 < starts.length && starts[k + 1]! <= b * step) k++;
-    index[b] = k;
+    const inside = k + 1 >= starts.length || starts[k + 1]! > (b + 1) * step - 1;
+    index[b] = inside ? k : ~k;
   }
   return { index, step };
 }
 
 /** Folds amount-only rules into segments; each segment keeps the first rule (in table order) that covers it. */
-function buildRuleSet(rules: CompiledRule[]): RuleSet {
+function buildRuleSet(rules: CompiledRule[], ruleRecords: Int32Array, stride: number): RuleSet {
   const simple = rules.filter((r) => r.extra === null);
   const complex = rules.filter((r) => r.extra !== null);
   const members = rules.map((r) => r.index);
@@ -566,7 +611,11 @@ function buildRuleSet(rules: CompiledRule[]): RuleSet {
       next[s] = s + 1;
     }
   }
-  return { members, segments: { starts, rule: owner, ...buildIndex(starts) }, complex };
+  const records = new Int32Array(starts.length * stride).fill(-1);
+  owner.forEach((rule, k) => {
+    if (rule >= 0) records.set(ruleRecords.subarray(rule * stride, (rule + 1) * stride), k * stride);
+  });
+  return { members, segments: { starts, lastStart: starts[starts.length - 1]!, rule: owner, records, ...buildIndex(starts) }, complex };
 }
 
 export type { RoutingState };
