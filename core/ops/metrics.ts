@@ -25,6 +25,7 @@ export class Metrics {
   readonly configReloads = new Counter({ name: 'corbel_config_reloads_total', help: 'Config reloads by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly pluginHealthy = new Gauge({ name: 'corbel_plugin_healthy', help: '1 when a plugin instance is loaded and healthy', labelNames: ['name', 'kind'], registers: [this.registry] });
   readonly breakerState = new Gauge({ name: 'corbel_breaker_state', help: 'Circuit breaker per channel account: 0 closed, 1 half-open, 2 open', labelNames: ['account'], registers: [this.registry] });
+  readonly breakerCause = new Gauge({ name: 'corbel_breaker_cause', help: 'Why the breaker of a channel account last opened (1 for its current cause; none when closed)', labelNames: ['account', 'cause'], registers: [this.registry] });
   readonly alerts = new Counter({ name: 'corbel_alerts_total', help: 'Raised alerts by kind', labelNames: ['kind'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

@@ -5,7 +5,8 @@ import { ChannelError, type ChannelAccount, type ChannelPaymentResult, type Chan
 import { ApiError } from '../errors.js';
 import { channelOrderNo, channelRefundNo, newId } from '../crypto/ids.js';
 import type { ConfigSnapshot, AccountEntry } from '../kernel/snapshot.js';
-import type { RoutingState } from '../routing/state.js';
+import type { AccountReservation, RoutingState } from '../routing/state.js';
+import type { RoutingInput } from '../routing/engine.js';
 import { isUniqueViolation, type Store, type Tx } from '../store/index.js';
 import { feeFor, feeReturnedFor, paymentSucceededLines, refundSucceededLines } from '../ledger/postings.js';
 import { enqueueEvent, type EventType } from '../webhooks/events.js';
@@ -84,67 +85,87 @@ export class PaymentService {
     const bindings = caller.bindings ?? (await this.store.merchants.listBindings(this.store.reads, caller.merchant.id));
     const now = Date.now();
     const routingTable = snapshot.routing;
-    const buffer = routingTable.decide({
+    const routingInput: RoutingInput = {
       payMethod: input.pay_method, amount: input.amount, currency: input.currency, merchantId: caller.merchant.id, appId: caller.app.id,
       merchantTags: caller.merchant.tags, boundAccounts: new Set(bindings.map((b) => b.account)), clientIp: input.payer?.client_ip,
       metadata: input.metadata ?? {}, now,
-    });
+    };
+    const buffer = routingTable.decide(routingInput);
     // The decision buffer is reused by the next decision: copy it before the first await.
     const decision = { rule: buffer.ruleName, strategy: buffer.strategy, candidates: Array.from(buffer.candidates.subarray(0, buffer.count), (i) => routingTable.accounts[i]!.name) };
     if (decision.candidates.length === 0) {
       throw new ApiError('no_channel_available', `no channel account can serve ${input.pay_method} for this merchant now`, 'pay_method', { rule: decision.rule });
     }
+    // Held in the same step as the decision, so the next payment's decision already counts this one (daily limits,
+    // half-open probes). Released below wherever the payment provably created nothing at that account.
+    let reservation: AccountReservation | null = routingTable.reserve(buffer.candidates[0]!, routingInput);
 
     const id = newId('pay');
     const first = snapshot.account(decision.candidates[0]!)!;
-    for (const field of first.payerFields[input.pay_method] ?? []) {
-      if (!input.payer?.[field as keyof NonNullable<CreatePaymentInput['payer']>]) {
-        throw new ApiError('invalid_request', `payer.${field}: required for ${input.pay_method}`, `payer.${field}`);
-      }
-    }
     const routing: RoutingTrace = { rule: decision.rule, strategy: decision.strategy, channel: null, attempts: [] };
-    const payment: PaymentRecord = {
-      id, merchantId: caller.merchant.id, appId: caller.app.id, outTradeNo: input.out_trade_no, amount: input.amount, amountRefunded: 0,
-      currency: input.currency, payMethod: input.pay_method, channel: first.plugin, channelAccount: first.name, channelOrderNo: channelOrderNo(id, 1),
-      channelTradeNo: null, status: 'pending', subject: input.subject ?? null, notifyUrl: input.notify_url ?? null, returnUrl: input.return_url ?? null,
-      payer: input.payer ?? {}, metadata: input.metadata ?? {}, action: null, failure: null, routing, fee: 0,
-      expiresAt: now + (input.expires_in ?? api.default_expires_in_s) * 1000, createdAt: now, updatedAt: now, paidAt: null, checkCount: 0,
-      // Scheduled for a channel query from the start: if this process dies mid-create, the poller still finds out.
-      nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
-      binding: toBinding(bindings.find((b) => b.account === first.name)) ?? null,
-    };
+    let payment: PaymentRecord;
     try {
+      for (const field of first.payerFields[input.pay_method] ?? []) {
+        if (!input.payer?.[field as keyof NonNullable<CreatePaymentInput['payer']>]) {
+          throw new ApiError('invalid_request', `payer.${field}: required for ${input.pay_method}`, `payer.${field}`);
+        }
+      }
+      payment = {
+        id, merchantId: caller.merchant.id, appId: caller.app.id, outTradeNo: input.out_trade_no, amount: input.amount, amountRefunded: 0,
+        currency: input.currency, payMethod: input.pay_method, channel: first.plugin, channelAccount: first.name, channelOrderNo: channelOrderNo(id, 1),
+        channelTradeNo: null, status: 'pending', subject: input.subject ?? null, notifyUrl: input.notify_url ?? null, returnUrl: input.return_url ?? null,
+        payer: input.payer ?? {}, metadata: input.metadata ?? {}, action: null, failure: null, routing, fee: 0,
+        expiresAt: now + (input.expires_in ?? api.default_expires_in_s) * 1000, createdAt: now, updatedAt: now, paidAt: null, checkCount: 0,
+        // Scheduled for a channel query from the start: if this process dies mid-create, the poller still finds out.
+        nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
+        binding: toBinding(bindings.find((b) => b.account === first.name)) ?? null,
+      };
       // Durable before any channel is called: the payment names the account and order number it is about to
       // use (its audit row comes with it, written by a trigger in the same statement).
       await this.store.write((w) => this.store.payments.insert(w, payment));
     } catch (err) {
+      reservation?.release(false);
       if (isUniqueViolation(err)) throw new ApiError('duplicate_out_trade_no', `out_trade_no ${input.out_trade_no} was already used by this app`, 'out_trade_no');
       throw err;
     }
 
+    let lastFailure: ChannelError | null = null;
     for (let i = 0; i < decision.candidates.length; i++) {
       const entry = snapshot.account(decision.candidates[i]!)!;
       const orderNo = channelOrderNo(id, i + 1);
       const binding = toBinding(bindings.find((b) => b.account === entry.name));
       if (i > 0) {
+        // Checked and held again: since the decision, its breaker may have opened or its limit filled up.
+        reservation = routingTable.reserve(routingTable.accountIndex.get(entry.name)!, { ...routingInput, now: Date.now() });
+      }
+      if (!reservation) continue;
+      if (entry.name !== payment.channelAccount) {
         // Failover: the previous attempt provably created nothing, so this payment moves to the next account,
         // durably and with the attempts so far, before that account is called.
-        const moved = await this.store.write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()));
+        const held: AccountReservation = reservation;
+        const moved = await this.store
+          .write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()))
+          .catch((err: unknown) => {
+            held.release(false);
+            throw err;
+          });
         // Closed (or settled) meanwhile: no new order may be opened for it.
-        if (!moved) return (await this.store.payments.get(this.store.reads, id))!;
+        if (!moved) {
+          held.release(false);
+          return (await this.store.payments.get(this.store.reads, id))!;
+        }
         Object.assign(payment, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null });
       }
       const started = performance.now();
-      this.routingState.account(entry.name).breaker.onSend();
       try {
         const result = await entry.instance!.createPayment({
-          paymentId: id, channelOrderNo: orderNo, amount: payment.amount, currency: payment.currency, payMethod: payment.payMethod,
+          paymentId: id, channelOrderNo: payment.channelOrderNo!, amount: payment.amount, currency: payment.currency, payMethod: payment.payMethod,
           subject: payment.subject ?? payment.outTradeNo, expiresAt: new Date(payment.expiresAt), notifyUrl: notifyUrlFor(snapshot, entry.name),
           returnUrl: payment.returnUrl ?? undefined, payer: payment.payer, binding, createdAt: new Date(payment.createdAt),
         });
         const latency = Math.round(performance.now() - started);
         this.routingState.recordCall(entry.name, true);
-        if (result.status !== 'failed') this.routingState.recordUsage(entry.name, payment.amount, routingTable.day(Date.now()));
+        if (result.status === 'failed') reservation.release(true);
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
         return await this.recordCreateOutcome(snapshot, payment, routing, result, snapshot.config.poller.backoff_s);
@@ -154,20 +175,23 @@ export class PaymentService {
         if (!(err instanceof ChannelError)) this.logger.error({ err, payment_id: id, account: entry.name }, 'channel plugin threw a non-channel error; treated as ambiguous');
         this.routingState.recordCall(entry.name, !INFRASTRUCTURE_FAILURES.has(channelError.code));
         if (channelError.mayExist) {
-          // Ambiguous: the order may exist at this channel. Never try another one; find out by querying.
+          // Ambiguous: the order may exist at this channel (it keeps its hold). Never try another one; find out by querying.
           routing.channel = entry.name;
           routing.attempts.push({ channel: entry.name, outcome: 'unknown', latency_ms: latency, error_code: channelError.code });
           await this.store.write((w) => this.store.payments.update(w, id, { routing, nextCheckAt: Date.now() + 1000 }, Date.now()));
           return (await this.store.payments.get(this.store.reads, id))!;
         }
+        reservation.release(true);
         routing.attempts.push({ channel: entry.name, outcome: 'not_created', latency_ms: latency, error_code: channelError.code });
-        if (i === decision.candidates.length - 1) {
-          routing.channel = entry.name;
-          return this.applyPaymentResult(payment.id, { status: 'failed', failure: { code: channelError.code, message: channelError.message, channelCode: channelError.channelCode } }, 'create', { routing });
-        }
+        lastFailure = channelError;
       }
     }
-    throw new Error('unreachable: the candidate loop always returns');
+    // Every candidate either provably created nothing or could no longer take the payment.
+    routing.channel = payment.channelAccount;
+    const failure = lastFailure
+      ? { code: lastFailure.code, message: lastFailure.message, channelCode: lastFailure.channelCode }
+      : { code: 'channel_unavailable' as const, message: 'no channel account could take the payment any more (breaker open or daily limit reached)' };
+    return this.applyPaymentResult(payment.id, { status: 'failed', failure }, 'create', { routing });
   }
 
   private async recordCreateOutcome(snapshot: ConfigSnapshot, payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, backoffS: readonly number[]): Promise<PaymentRecord> {

@@ -1,5 +1,5 @@
 import type { RoutingConfig, RoutingRuleConfig } from '../config/schema.js';
-import type { RoutingState, AccountRoutingState } from './state.js';
+import { AccountReservation, type RoutingState, type AccountRoutingState } from './state.js';
 
 /**
  * The routing table compiled into a decision structure. A decision costs close to a constant
@@ -398,6 +398,20 @@ export class CompiledRouting {
     }
     if (!a.state.breaker.allows(input.now)) return 'breaker_open';
     return null;
+  }
+
+  /**
+   * Takes an account for one channel call: checks it again, then holds its daily-limit share and (half-open) a probe
+   * slot. Check and hold happen in one synchronous step, so concurrent payments cannot all pass a limit that only some
+   * of them fit under. Null when the account can no longer take the payment.
+   */
+  reserve(accountIndex: number, input: RoutingInput): AccountReservation | null {
+    const day = this.day(input.now);
+    if (this.skipReason(accountIndex, input, day) !== null) return null;
+    const account = this.accounts[accountIndex]!;
+    account.state.usage.add(input.amount, day);
+    account.state.breaker.onSend();
+    return new AccountReservation(account.name, account.state, input.amount, day);
   }
 
   /** Decides where to send one payment. The returned buffer is reused by the next call. */

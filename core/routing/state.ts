@@ -62,15 +62,24 @@ export interface BreakerSettings {
 }
 
 /** closed → open on a rolling error rate; open → half_open after openMs; probes close or reopen it. */
+/** Why a breaker last opened, as a fixed set (a metric label); `reason` says it in words with the counts. */
+export type BreakerCause = 'none' | 'error_rate' | 'probe_failed';
+
 export class CircuitBreaker {
   state: BreakerState = 'closed';
   reason = '';
+  cause: BreakerCause = 'none';
   openedAt = 0;
   private probesInFlight = 0;
   private probeSuccesses = 0;
   private readonly totals = { ok: 0, failed: 0 };
 
   constructor(readonly window: RollingWindow, public settings: BreakerSettings) {}
+
+  /** The state a request arriving now would see, without moving it (for metrics and the admin API). */
+  stateAt(now: number): BreakerState {
+    return this.state === 'open' && now - this.openedAt >= this.settings.openMs ? 'half_open' : this.state;
+  }
 
   /** May a request go to this account now? Moves open → half_open when the cool-down is over. */
   allows(now: number): boolean {
@@ -84,19 +93,26 @@ export class CircuitBreaker {
     return this.probesInFlight < this.settings.halfOpenProbes;
   }
 
-  /** Called when a request is actually sent to the account (counts half-open probes). */
+  /** Takes a half-open probe slot for a request about to go to the account. */
   onSend(): void {
     if (this.state === 'half_open') this.probesInFlight++;
+  }
+
+  /** Gives back a probe slot taken for a request that was never sent. */
+  cancelSend(): void {
+    if (this.state === 'half_open' && this.probesInFlight > 0) this.probesInFlight--;
   }
 
   record(success: boolean, now: number): void {
     this.window.record(success, now);
     if (this.state === 'half_open') {
-      if (!success) return this.open(now, 'a half-open probe failed');
+      if (!success) return this.open(now, 'probe_failed', 'a half-open probe failed');
       this.probeSuccesses++;
       if (this.probeSuccesses >= this.settings.halfOpenProbes) {
         this.state = 'closed';
         this.reason = '';
+        this.cause = 'none';
+        this.openedAt = 0;
         this.window.reset();
       }
       return;
@@ -105,14 +121,15 @@ export class CircuitBreaker {
       this.window.totals(now, this.totals);
       const n = this.totals.ok + this.totals.failed;
       if (n >= this.settings.minRequests && this.totals.failed / n >= this.settings.errorRate) {
-        this.open(now, `${this.totals.failed} of ${n} calls failed in the window`);
+        this.open(now, 'error_rate', `${this.totals.failed} of ${n} calls failed in the window`);
       }
     }
   }
 
-  private open(now: number, reason: string): void {
+  private open(now: number, cause: BreakerCause, reason: string): void {
     this.state = 'open';
     this.openedAt = now;
+    this.cause = cause;
     this.reason = reason;
   }
 }
@@ -129,6 +146,37 @@ export class DailyUsage {
       this.amount = 0;
       this.count = 0;
     }
+  }
+
+  add(amount: number, day: number): void {
+    this.roll(day);
+    this.amount += amount;
+    this.count += 1;
+  }
+
+  /** Takes back a payment counted on `day` that created nothing; a day already rolled over keeps its new count. */
+  remove(amount: number, day: number): void {
+    if (day !== this.day) return;
+    this.amount = Math.max(0, this.amount - amount);
+    this.count = Math.max(0, this.count - 1);
+  }
+}
+
+/**
+ * A payment's hold on one account: counted against its daily limits and, when its breaker is half-open, holding a
+ * probe slot, from the moment routing picks it. Released when the attempt provably created nothing.
+ */
+export class AccountReservation {
+  private released = false;
+
+  constructor(readonly account: string, private readonly state: AccountRoutingState, private readonly amount: number, private readonly day: number) {}
+
+  /** `sent`: the channel was called (its outcome then frees the probe slot through the breaker's record()). */
+  release(sent: boolean): void {
+    if (this.released) return;
+    this.released = true;
+    this.state.usage.remove(this.amount, this.day);
+    if (!sent) this.state.breaker.cancelSend();
   }
 }
 
@@ -171,13 +219,9 @@ export class RoutingState {
     s.calls.record(success, now);
   }
 
-  /** Counts a payment against the account's daily limits. */
+  /** Counts a payment against the account's daily limits (at start, from the store). */
   recordUsage(name: string, amount: number, day: number): void {
-    const s = this.accounts.get(name);
-    if (!s) return;
-    s.usage.roll(day);
-    s.usage.amount += amount;
-    s.usage.count += 1;
+    this.accounts.get(name)?.usage.add(amount, day);
   }
 
   entries(): IterableIterator<[string, AccountRoutingState]> {

@@ -46,6 +46,7 @@ test.serial('the breaker opens on refused calls, routing skips the account, and 
     t.regex(primary.breaker.reason, /4 of 4 calls failed/);
     const metrics = await (await fetch(env.gw.url + '/metrics')).text();
     t.regex(metrics, /corbel_breaker_state\{account="primary"\} 2/);
+    t.regex(metrics, /corbel_breaker_cause\{account="primary",cause="error_rate"\} 1/);
     const before = fixtureCalls.filter((c) => c.account === 'primary').length;
     const skipped = await pay('br-open');
     t.deepEqual(skipped.json.routing.attempts.map((a: any) => a.channel), ['backup'], 'an open breaker is skipped without a call');
@@ -56,6 +57,7 @@ test.serial('the breaker opens on refused calls, routing skips the account, and 
     t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200);
     t.is((await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').breaker.state, 'open', 'state survives the reload');
     await new Promise((r) => setTimeout(r, 1_100));
+    t.regex(await (await fetch(env.gw.url + '/metrics')).text(), /corbel_breaker_state\{account="primary"\} 1/, 'half-open once the cool-down is over, before any payment comes');
     const probe1 = await pay('br-probe-1');
     t.is(probe1.json.channel_account, 'primary');
     const probe2 = await pay('br-probe-2');
@@ -81,6 +83,49 @@ test.serial('daily limits send payments past the cap to the next account, and co
     t.is(third.json.channel_account, 'backup', 'the cap of 2 is reached');
     const explained = await admin(env.gw, 'GET', '/admin/routing/explain?pay_method=alipay.qr&amount=100');
     t.like(explained.json.targets[0], { account: 'capped', usable: false, reason: 'daily count limit reached' });
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('concurrent payments cannot overshoot a daily limit: the share is held when routing picks the account', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('normal').replace('config: { secret: capped-secret-1 }', 'config: { secret: capped-secret-1, delay_ms: 50 }')));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => client.request('POST', '/v1/payments', { out_trade_no: `cc-${i}`, amount: 100, pay_method: 'alipay.qr' })));
+    t.deepEqual(results.map((r) => r.status), Array(10).fill(201));
+    t.is(results.filter((r) => r.json.channel_account === 'capped').length, 2, 'exactly the cap of 2 went to the capped account');
+    t.is(results.filter((r) => r.json.channel_account === 'backup').length, 8);
+    const capped = (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'capped');
+    t.like(capped.usage_today, { count: 2, amount: 200 });
+
+    // A payment refused before any call (a duplicate out_trade_no) gives its share back.
+    const duplicate = await client.request('POST', '/v1/payments', { out_trade_no: 'cc-0', amount: 100, pay_method: 'wechat.native' });
+    t.is(duplicate.status, 409);
+    t.like((await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').usage_today, { count: 0, amount: 0 });
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('a half-open breaker lets exactly its probe count through, however many payments arrive at once', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('refuse').replace('half_open_probes: 2', 'half_open_probes: 1')));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const pay = (n: string) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'wechat.native' });
+    for (let i = 0; i < 4; i++) await pay(`hp-${i}`);
+    t.is((await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').breaker.state, 'open');
+    writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace('behaviour: refuse', 'behaviour: normal, delay_ms: 100'));
+    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const before = fixtureCalls.filter((c) => c.account === 'primary').length;
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => pay(`hp-probe-${i}`)));
+    t.deepEqual(results.map((r) => r.status), Array(20).fill(201));
+    t.is(fixtureCalls.filter((c) => c.account === 'primary').length - before, 1, 'one probe reached the recovering account');
+    t.is(results.filter((r) => r.json.channel_account === 'primary').length, 1);
+    const primary = (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary');
+    t.is(primary.breaker.state, 'closed', 'the one successful probe closed it');
+    t.is(primary.breaker.opened_at ?? null, null, 'a closed breaker reports no opening time');
   } finally {
     await env.close();
   }

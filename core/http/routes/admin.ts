@@ -106,7 +106,7 @@ export function adminRouter(s: HttpServices): Router<CorbelState> {
       accounts: routing.accounts.map((a) => {
         a.state.usage.roll(routing.day(now));
         return {
-          account: a.name, available: a.available, breaker: { state: a.state.breaker.state, reason: a.state.breaker.reason || null, opened_at: a.state.breaker.openedAt ? new Date(a.state.breaker.openedAt).toISOString() : null },
+          account: a.name, available: a.available, breaker: { state: a.state.breaker.stateAt(now), cause: a.state.breaker.cause, reason: a.state.breaker.reason || null, opened_at: a.state.breaker.openedAt ? new Date(a.state.breaker.openedAt).toISOString() : null },
           usage_today: { amount: a.state.usage.amount, count: a.state.usage.count }, limits: a.limits,
         };
       }),

@@ -23,8 +23,14 @@ export function opsRouter(s: HttpServices): Router<CorbelState> {
   });
   router.get('/metrics', async (ctx) => {
     s.metrics.webhookBacklog.set(await s.store.webhooks.backlog(s.store.reads));
+    const now = Date.now();
+    // Only the current accounts and causes: an account removed by a reload, or a cause that has passed, drops out.
+    s.metrics.breakerState.reset();
+    s.metrics.breakerCause.reset();
     for (const a of ctx.state.snapshot.routing.accounts) {
-      s.metrics.breakerState.set({ account: a.name }, a.state.breaker.state === 'closed' ? 0 : a.state.breaker.state === 'half_open' ? 1 : 2);
+      const state = a.state.breaker.stateAt(now);
+      s.metrics.breakerState.set({ account: a.name }, state === 'closed' ? 0 : state === 'half_open' ? 1 : 2);
+      s.metrics.breakerCause.set({ account: a.name, cause: a.state.breaker.cause }, 1);
     }
     ctx.type = s.metrics.registry.contentType;
     ctx.body = await s.metrics.registry.metrics();
