@@ -16,7 +16,8 @@ import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
 import { Metrics } from '../core/ops/metrics.js';
 import { RoutingState } from '../core/routing/state.js';
-import { explainRoute } from '../core/routing/explain.js';
+import { checkExplainRequest, explainInput, explainRoute } from '../core/routing/explain.js';
+import { explainQuerySchema, parseInput } from '../core/http/schemas.js';
 import type { ChannelPlugin } from '../core/contract/channel.js';
 
 const program = new Command();
@@ -97,33 +98,54 @@ config.command('check').description('validate the config file and load every plu
 
 const route = program.command('route').description('the routing table');
 route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
-  .requiredOption('--pay-method <method>').requiredOption('--amount <fen>', 'amount in minor units').option('--currency <code>', 'currency', 'CNY')
-  .option('--merchant <id>').option('--app <id>').option('--client-ip <ip>').option('--metadata <k=v,...>').option('--json')
-  .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata?: string; json?: boolean }) => {
+  .requiredOption('--pay-method <method>').requiredOption('--amount <fen>', 'amount in minor units (digits only)').option('--currency <code>', 'currency (one of api.currencies)', 'CNY')
+  .option('--merchant <id>', 'merchant id; tags and bindings are read from the store when it has the merchant').option('--app <id>').option('--client-ip <ip>', 'payer IPv4, for payer_region rules')
+  .option('--metadata <k=v,...>', 'metadata pairs, split at the first "="; repeatable', (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)], [] as string[])
+  .option('--json')
+  .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata: string[]; json?: boolean }) => {
     const src = source();
     const snapshot = await buildSnapshot(0, src, { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
     try {
       const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing');
       if (routingProblems.length) throw new ConfigError(routingProblems.map((p) => p.reason));
-      const amount = Number(opts.amount);
-      if (!Number.isSafeInteger(amount) || amount <= 0) throw new Error('--amount must be a positive integer of minor units (fen)');
-      if (!snapshot.routing.payMethods.has(opts.payMethod)) throw new Error(`no configured channel serves ${opts.payMethod}`);
-      if (amount > src.config.api.max_amount) throw new Error(`--amount is above api.max_amount (${src.config.api.max_amount}): the API would refuse it`);
-      const merchantRecord = opts.merchant ? await withStore((store) => store.merchants.get(store.reads, opts.merchant!)) : undefined;
-      const bindings = merchantRecord ? await withStore((store) => store.merchants.listBindings(store.reads, merchantRecord.id)) : [];
-      const metadata = Object.fromEntries((opts.metadata ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-      const explained = explainRoute(snapshot.routing, {
-        payMethod: opts.payMethod, amount, currency: opts.currency, merchantId: opts.merchant ?? '', appId: opts.app ?? '', merchantTags: merchantRecord?.tags ?? [],
-        boundAccounts: new Set(bindings.map((b) => b.account)), clientIp: opts.clientIp, metadata, now: Date.now(),
+      const q = inFlagTerms(() => {
+        // The same checks as GET /admin/routing/explain, so the CLI and the API accept and refuse the same requests.
+        const parsed = parseInput(explainQuerySchema, { pay_method: opts.payMethod, amount: opts.amount, currency: opts.currency, merchant: opts.merchant, app: opts.app, client_ip: opts.clientIp, metadata: opts.metadata });
+        checkExplainRequest(snapshot.routing, src.config.api, parsed);
+        return parsed;
       });
+      const merchantRecord = q.merchant ? await findMerchant(src, q.merchant) : undefined;
+      const explained = explainRoute(snapshot.routing, explainInput(q, merchantRecord?.merchant, merchantRecord?.bindings ?? []), { merchantFound: !q.merchant || merchantRecord !== undefined });
       print(opts.json, explained, () => [
         explained.summary,
         ...explained.targets.map((t) => `  ${t.usable ? '✓' : '✗'} ${t.account}: ${t.reason}${t.cost !== undefined ? `, cost ${t.cost}` : ''}${t.weight !== undefined ? `, weight ${t.weight}` : ''}${t.success_rate !== undefined ? `, success ${t.success_rate ?? 'n/a'}` : ''}`),
+        ...explained.warnings.map((w) => `note: ${w}`),
       ].join('\n'));
     } finally {
       await snapshot.dispose();
     }
   });
+
+/** Runs the shared explain checks and words their errors as the CLI's flags: `--amount: must be …`, not `amount: must be …`. */
+function inFlagTerms<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof ApiError) || !err.param) throw err;
+    const message = err.message.startsWith(`${err.param}: `) ? err.message.slice(err.param.length + 2) : err.message;
+    throw new Error(`--${err.param.replace(/_/g, '-')}: ${message}`);
+  }
+}
+
+/** The merchant's record and bindings, or undefined when the store lacks it; a missing store is not created just to look. */
+async function findMerchant(src: LoadedConfig, id: string): Promise<{ merchant: { tags: string[] }; bindings: string[] } | undefined> {
+  if (!existsSync(join(src.dataDir, src.config.store.path))) return undefined;
+  return withStore(async (store) => {
+    const merchant = await store.merchants.get(store.reads, id);
+    if (!merchant) return undefined;
+    return { merchant, bindings: (await store.merchants.listBindings(store.reads, id)).map((b) => b.account) };
+  });
+}
 
 const merchant = program.command('merchant').description('merchants: onboarding and review');
 merchant.command('create').requiredOption('--name <name>').option('--tags <tags>', 'comma-separated').option('--fee-rate-bps <bps>').option('--json')

@@ -76,6 +76,14 @@ export const routingRuleSchema = z
   })
   .strict();
 
+/** `a.b.c.d/n` with every octet 0–255 and a prefix of at most 32: a bare digit-count pattern let 999.1.1.1/40 through. */
+function isIpv4Cidr(value: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
+  return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255) && Number(m[5]) <= 32;
+}
+
+const ipv4Cidr = z.string().refine(isIpv4Cidr, (value) => ({ message: `${value} is not an IPv4 CIDR block (four octets 0-255, a prefix /0 to /32)` }));
+
 export const routingSchema = z
   .object({
     /** Offset of the routing time zone from UTC, for hours and dates (China: 480). */
@@ -84,7 +92,7 @@ export const routingSchema = z
     window_s: positiveInt.default(60),
     groups: z.record(z.array(z.string().min(1))).default({}),
     /** Region name → IPv4 CIDR blocks. */
-    regions: z.record(z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR block'))).default({}),
+    regions: z.record(z.array(ipv4Cidr)).default({}),
     /** Merchant id → the only accounts it may be routed to. */
     pins: z.record(z.array(z.string().min(1)).min(1)).default({}),
     rules: z.array(routingRuleSchema).default([]),

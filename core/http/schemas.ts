@@ -61,6 +61,53 @@ export const bindingSchema = z
   })
   .strict();
 
+/** A query parameter given once: `?a=1&a=2` reaches the route as an array, which is refused rather than guessed at. */
+const singleValue = () => z.string({ invalid_type_error: 'give it once, as a single value' });
+
+/**
+ * `key=value` pairs, split at the first '=' so a value may hold '=' itself. Later pairs win. The result has no
+ * prototype, so a key such as `toString` is only present when given.
+ */
+export function metadataFromPairs(pairs: readonly string[]): { metadata: Record<string, string> } | { bad: string } {
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) return { bad: pair };
+    metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return { metadata };
+}
+
+/**
+ * GET /admin/routing/explain (and `corbel route explain`): a payment as the routing sees it. Shape only; whether the
+ * pay method and currency are served depends on the running config (checkExplainRequest).
+ */
+export const explainQuerySchema = z
+  .object({
+    pay_method: singleValue().min(1, 'required'),
+    amount: singleValue()
+      .regex(/^\d+$/, 'must be a non-negative integer of minor units (fen), digits only')
+      .transform(Number)
+      .refine(Number.isSafeInteger, 'too large'),
+    currency: singleValue().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY').default('CNY'),
+    merchant: singleValue().min(1).optional(),
+    app: singleValue().min(1).optional(),
+    client_ip: singleValue().ip({ version: 'v4', message: 'must be an IPv4 address' }).optional(),
+    /** Repeated: `metadata=campaign=double11&metadata=vip=yes`. */
+    metadata: z
+      .union([z.string(), z.array(z.string())])
+      .optional()
+      .transform((value, ctx) => {
+        const parsed = metadataFromPairs(value === undefined ? [] : [value].flat());
+        if ('metadata' in parsed) return parsed.metadata;
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(parsed.bad)} is not key=value` });
+        return z.NEVER;
+      }),
+  })
+  .strict();
+
+export type ExplainQuery = z.infer<typeof explainQuerySchema>;
+
 /** Validates input, turning the first problem into a 400 that names the field. */
 export function parseInput<T>(schema: ZodType<T, ZodTypeDef, unknown>, input: unknown): T {
   const result = schema.safeParse(input);

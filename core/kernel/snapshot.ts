@@ -199,7 +199,7 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
   });
   const routing = new CompiledRouting(config.routing, routable, config.api.currencies);
   const servedBy = new Map([...accounts.values()].map((a) => [a.name, a.instance ? a.payMethods : null] as const));
-  for (const reason of validateRouting(config.routing, routing, servedBy)) problems.push({ name: 'routing', kind: 'routing', reason });
+  for (const reason of validateRouting(config.routing, routing, servedBy, config.api.currencies)) problems.push({ name: 'routing', kind: 'routing', reason });
   for (const p of problems) deps.logger.error({ plugin: p.name, reason: p.reason }, 'plugin failed to load; the rest of the gateway keeps serving');
   return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routing, problems, deps.publicUrl);
 }

@@ -296,7 +296,8 @@ export class CompiledRouting {
     }
     if (m.metadata) {
       const entries = Object.entries(m.metadata);
-      extras.push((i) => entries.every(([k, v]) => (v === '*' ? i.metadata[k] !== undefined : i.metadata[k] === v)));
+      // Own keys only: `toString` or `constructor` must not be found on the prototype of the payment's metadata.
+      extras.push((i) => entries.every(([k, v]) => Object.hasOwn(i.metadata, k) && (v === '*' || i.metadata[k] === v)));
     }
     let weightSlots: Uint8Array | null = null;
     const totalWeight = targets.reduce((a, t) => a + t.weight, 0);
@@ -704,8 +705,8 @@ export function covers(a: Match, b: Match, config: RoutingConfig, payMethods: Re
   }
   if (a.metadata) {
     for (const [k, v] of Object.entries(a.metadata)) {
-      const bv = b.metadata?.[k];
-      if (bv === undefined || (v !== '*' && bv !== v)) return false;
+      if (!b.metadata || !Object.hasOwn(b.metadata, k)) return false;
+      if (v !== '*' && b.metadata[k] !== v) return false;
     }
   }
   return true;

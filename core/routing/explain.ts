@@ -1,16 +1,43 @@
+import { ApiError } from '../errors.js';
+import type { ExplainQuery } from '../http/schemas.js';
 import type { CompiledRouting, RoutingInput } from './engine.js';
 
 export interface RouteExplanation {
-  input: { pay_method: string; amount: number; currency: string; merchant: string; regions: readonly string[] | null };
+  input: { pay_method: string; amount: number; currency: string; merchant: string; app: string; metadata: Readonly<Record<string, string>>; regions: readonly string[] | null };
   rule: { index: number; name: string; strategy: string } | null;
   /** Accounts in the order a payment would try them. */
   order: string[];
   targets: Array<{ account: string; usable: boolean; reason: string; breaker: string; cost?: number; success_rate?: number | null; weight?: number }>;
   summary: string;
+  /** What the explanation could not take into account, e.g. a merchant the store does not know. */
+  warnings: string[];
+}
+
+export interface ExplainContext {
+  /** False when a merchant id was given but the store has no such merchant (or there is no store). */
+  merchantFound: boolean;
+}
+
+/**
+ * Refuses what the merchant API would refuse before routing (unknown pay method, a currency not in api.currencies,
+ * an amount above api.max_amount): explaining such a payment would describe a route no payment can take.
+ */
+export function checkExplainRequest(routing: CompiledRouting, api: { currencies: readonly string[]; max_amount: number }, q: ExplainQuery): void {
+  if (!routing.payMethods.has(q.pay_method)) throw new ApiError('unknown_pay_method', `pay_method: no configured channel serves ${q.pay_method}`, 'pay_method');
+  if (!api.currencies.includes(q.currency)) throw new ApiError('invalid_request', `currency: ${q.currency} is not enabled (api.currencies: ${api.currencies.join(', ')})`, 'currency');
+  if (q.amount > api.max_amount) throw new ApiError('amount_too_large', `amount: above api.max_amount (${api.max_amount}), the API would refuse it`, 'amount');
+}
+
+/** The routing input for an explain request; tags and bindings come from the merchant's store record, when there is one. */
+export function explainInput(q: ExplainQuery, merchant: { tags: readonly string[] } | undefined, boundAccounts: Iterable<string>, now = Date.now()): RoutingInput {
+  return {
+    payMethod: q.pay_method, amount: q.amount, currency: q.currency, merchantId: q.merchant ?? '', appId: q.app ?? '', merchantTags: merchant?.tags ?? [],
+    boundAccounts: new Set(boundAccounts), clientIp: q.client_ip, metadata: q.metadata, now,
+  };
 }
 
 /** The same decision the hot path makes, with the why of every target spelled out (slow path: allocates freely). */
-export function explainRoute(routing: CompiledRouting, input: RoutingInput): RouteExplanation {
+export function explainRoute(routing: CompiledRouting, input: RoutingInput, context: ExplainContext = { merchantFound: true }): RouteExplanation {
   const ruleIndex = routing.matchRule(input);
   const rule = ruleIndex >= 0 ? routing.rules[ruleIndex]! : null;
   const ruleConfig = ruleIndex >= 0 ? routing.config.rules[ruleIndex]! : null;
@@ -42,11 +69,15 @@ export function explainRoute(routing: CompiledRouting, input: RoutingInput): Rou
     ? `rule ${rule.index} "${rule.name}" matched (${rule.strategy}${rule.strategy === 'weighted' ? ': the first place is a weighted draw' : ''})`
     : 'no rule matched: every account serving the pay method, in config order';
   return {
-    input: { pay_method: input.payMethod, amount: input.amount, currency: input.currency, merchant: input.merchantId, regions: routing.regionOf(input.clientIp) },
+    input: {
+      pay_method: input.payMethod, amount: input.amount, currency: input.currency, merchant: input.merchantId, app: input.appId, metadata: { ...input.metadata },
+      regions: routing.regionOf(input.clientIp),
+    },
     rule: rule && { index: rule.index, name: rule.name, strategy: rule.strategy },
     order,
     targets,
     summary: order.length ? `${why}; try ${order.join(' → ')}` : `${why}; no account can take it`,
+    warnings: context.merchantFound ? [] : [`merchant ${input.merchantId} is not in the store: explained with no merchant tags and no service-provider bindings (rules on the merchant id, groups and pins still apply)`],
   };
 }
 

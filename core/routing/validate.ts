@@ -1,44 +1,37 @@
-import type { RoutingConfig } from '../config/schema.js';
+import type { RoutingConfig, RoutingRuleConfig } from '../config/schema.js';
 import { patternMatches, shadowedRules, type CompiledRouting } from './engine.js';
+
+/** Account name → the pay methods it serves; null when unknown (plugin failed to load, or disabled). */
+type ServedBy = ReadonlyMap<string, ReadonlySet<string> | null>;
+
+interface RuleContext {
+  rule: RoutingRuleConfig;
+  /** `routing.rules.2 (big_wechat)`: every problem starts with it. */
+  at: string;
+  /** Pay methods some loaded account serves that the rule's match.pay_method covers. */
+  methods: string[];
+  /** Each target's name and what it serves: undefined for an unknown account, null when unknown. */
+  targets: Array<{ name: string; serves: ReadonlySet<string> | null | undefined }>;
+}
 
 /**
  * Checks a routing table against the accounts it names. Each problem names the rule and the
  * field: `routing.rules.2 (big_wechat).targets.1: channel account alipay_main does not serve wechat.*`.
  */
-export function validateRouting(config: RoutingConfig, routing: CompiledRouting, accountPayMethods: ReadonlyMap<string, ReadonlySet<string> | null>): string[] {
+export function validateRouting(config: RoutingConfig, routing: CompiledRouting, accountPayMethods: ServedBy, currencies: readonly string[]): string[] {
   const problems: string[] = [];
   const names = new Set<string>();
+  const universe = servedPayMethods(accountPayMethods);
   config.rules.forEach((rule, i) => {
     const at = `routing.rules.${i} (${rule.name})`;
     if (names.has(rule.name)) problems.push(`${at}.name: duplicate rule name`);
     names.add(rule.name);
-    let weightSum = 0;
-    rule.targets.forEach((target, k) => {
-      const name = typeof target === 'string' ? target : target.account;
-      weightSum += typeof target === 'string' ? 1 : target.weight;
-      if (!accountPayMethods.has(name)) {
-        problems.push(`${at}.targets.${k}: no channel account named ${name}`);
-        return;
-      }
-      const serves = accountPayMethods.get(name);
-      // An account whose plugin failed to load has no known pay methods; that failure is reported on its own.
-      if (serves && ![...serves].some((pm) => patternMatches(rule.match.pay_method, pm))) {
-        problems.push(`${at}.targets.${k}: channel account ${name} does not serve ${[rule.match.pay_method ?? '*'].flat().join(', ')}`);
-      }
+    const targets = rule.targets.map((t) => {
+      const name = typeof t === 'string' ? t : t.account;
+      return { name, serves: accountPayMethods.get(name) };
     });
-    if (rule.strategy === 'weighted' && weightSum === 0) problems.push(`${at}.targets: weights sum to 0`);
-    const { amount_min: min, amount_max: max } = rule.match;
-    if (min !== undefined && max !== undefined && min > max) problems.push(`${at}.match.amount_min: greater than amount_max, the rule can never match`);
-    const { dates } = rule.match;
-    if (dates) {
-      for (const field of ['from', 'to'] as const) {
-        const d = new Date(`${dates[field]}T00:00:00Z`);
-        if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== dates[field]) problems.push(`${at}.match.dates.${field}: ${dates[field]} is not a calendar date`);
-      }
-      if (dates.from > dates.to) problems.push(`${at}.match.dates: from is after to, the rule can never match`);
-    }
-    for (const g of [rule.match.merchant_group ?? []].flat()) if (!config.groups[g]) problems.push(`${at}.match.merchant_group: no group named ${g}`);
-    for (const r of [rule.match.payer_region ?? []].flat()) if (!config.regions[r]) problems.push(`${at}.match.payer_region: no region named ${r}`);
+    const ctx: RuleContext = { rule, at, methods: universe.filter((pm) => patternMatches(rule.match.pay_method, pm)), targets };
+    problems.push(...targetProblems(ctx), ...coverageProblems(ctx), ...feeProblems(ctx, routing), ...matchProblems(ctx, config, currencies));
   });
   for (const [merchant, accounts] of Object.entries(config.pins)) {
     accounts.forEach((a, k) => {
@@ -50,5 +43,77 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
     if (rule.match.amount_min !== undefined && rule.match.amount_max !== undefined && rule.match.amount_min > rule.match.amount_max) continue;
     problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it`);
   }
+  return problems;
+}
+
+/** Every pay method at least one loaded account serves, in config order. */
+function servedPayMethods(accountPayMethods: ServedBy): string[] {
+  const all = new Set<string>();
+  for (const served of accountPayMethods.values()) for (const pm of served ?? []) all.add(pm);
+  return [...all];
+}
+
+/** Unknown targets, targets serving none of the rule's pay methods, weights summing to 0. */
+function targetProblems({ rule, at, targets }: RuleContext): string[] {
+  const problems: string[] = [];
+  targets.forEach(({ name, serves }, k) => {
+    if (serves === undefined) problems.push(`${at}.targets.${k}: no channel account named ${name}`);
+    // An account whose plugin failed to load has no known pay methods; that failure is reported on its own.
+    else if (serves && ![...serves].some((pm) => patternMatches(rule.match.pay_method, pm))) {
+      problems.push(`${at}.targets.${k}: channel account ${name} does not serve ${[rule.match.pay_method ?? '*'].flat().join(', ')}`);
+    }
+  });
+  const weightSum = rule.targets.reduce((sum, t) => sum + (typeof t === 'string' ? 1 : t.weight), 0);
+  if (rule.strategy === 'weighted' && weightSum === 0) problems.push(`${at}.targets: weights sum to 0`);
+  return problems;
+}
+
+/**
+ * A matched payment stops at the first matching rule: if none of its targets serves the pay method it fails there
+ * (no_channel_available) instead of reaching a later rule or the default order. So every pay method the rule matches
+ * (no pay_method, or a wildcard, matches every such method) must be served by one of its targets.
+ */
+function coverageProblems({ at, methods, targets }: RuleContext): string[] {
+  // A target whose plugin failed or that is disabled may serve anything once it is back: do not guess.
+  if (targets.some((t) => t.serves === null)) return [];
+  const unserved = methods.filter((pm) => !targets.some((t) => t.serves?.has(pm)));
+  if (unserved.length === 0) return [];
+  return [`${at}.targets: no target serves ${unserved.join(', ')}, which the rule matches: those payments would stop here with no_channel_available and never reach a later rule; narrow match.pay_method or add a target that serves it`];
+}
+
+/** lowest_cost orders by fee: a target with no fee for a pay method would count as free and always win. */
+function feeProblems({ rule, at, methods, targets }: RuleContext, routing: CompiledRouting): string[] {
+  if (rule.strategy !== 'lowest_cost') return [];
+  const problems: string[] = [];
+  targets.forEach(({ name, serves }, k) => {
+    const account = routing.accounts[routing.accountIndex.get(name) ?? -1];
+    if (!account || !serves) return;
+    for (const pm of methods) {
+      if (!serves.has(pm) || Object.hasOwn(account.fees, pm) || Object.hasOwn(account.fees, 'default')) continue;
+      problems.push(`${at}.targets.${k}: channel account ${name} has no fee for ${pm} (lowest_cost needs fees.default or fees.${pm})`);
+    }
+  });
+  return problems;
+}
+
+/** Match conditions that are empty or can never be met. */
+function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, currencies: readonly string[]): string[] {
+  const problems: string[] = [];
+  const { amount_min: min, amount_max: max, dates, hours } = rule.match;
+  if (min !== undefined && max !== undefined && min > max) problems.push(`${at}.match.amount_min: greater than amount_max, the rule can never match`);
+  if (dates) {
+    for (const field of ['from', 'to'] as const) {
+      const d = new Date(`${dates[field]}T00:00:00Z`);
+      if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== dates[field]) problems.push(`${at}.match.dates.${field}: ${dates[field]} is not a calendar date`);
+    }
+    if (dates.from > dates.to) problems.push(`${at}.match.dates: from is after to, the rule can never match`);
+  }
+  // [from, to) with from === to is empty as documented, but a wrap-around test would read it as all day: refuse both readings.
+  if (hours && hours.from === hours.to) problems.push(`${at}.match.hours: from equals to (${hours.from}), the range [from, to) is empty; leave hours out to match all day`);
+  for (const c of [rule.match.currency ?? []].flat()) {
+    if (!currencies.some((accepted) => patternMatches(c, accepted))) problems.push(`${at}.match.currency: ${c} is not in api.currencies (${currencies.join(', ')}), no payment can match it`);
+  }
+  for (const g of [rule.match.merchant_group ?? []].flat()) if (!Object.hasOwn(config.groups, g)) problems.push(`${at}.match.merchant_group: no group named ${g}`);
+  for (const r of [rule.match.payer_region ?? []].flat()) if (!Object.hasOwn(config.regions, r)) problems.push(`${at}.match.payer_region: no region named ${r}`);
   return problems;
 }

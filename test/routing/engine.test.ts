@@ -177,10 +177,11 @@ test('validation names rule and field: shadowed rules, unknown or non-serving ta
 });
 
 test('explain: the rule, the order and why each target is or is not usable', (t) => {
-  const { routing, state } = compile({ rules: [{ name: 'cheap', match: { pay_method: 'wechat.*' }, strategy: 'lowest_cost', targets: ['a', 'b', 'sp'] }] }, [
+  const { routing, state, problems } = compile({ rules: [{ name: 'cheap', match: { pay_method: 'wechat.*' }, strategy: 'lowest_cost', targets: ['a', 'b', 'sp'] }] }, [
     { name: 'a', payMethods: wechat, fees: { default: { fixed: 0, rate_bps: 60 } } }, { name: 'b', payMethods: wechat, fees: { default: { fixed: 1, rate_bps: 20 } } },
-    { name: 'sp', payMethods: wechat, requiresBinding: true },
+    { name: 'sp', payMethods: wechat, requiresBinding: true, fees: { default: { fixed: 0, rate_bps: 30 } } },
   ]);
+  t.deepEqual(problems, []);
   for (let i = 0; i < 4; i++) state.recordCall('b', false, input().now);
   const e = explainRoute(routing, input({ amount: 1200 }));
   t.deepEqual(e.rule, { index: 0, name: 'cheap', strategy: 'lowest_cost' });

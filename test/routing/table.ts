@@ -13,7 +13,7 @@ export interface AccountSpec {
   available?: boolean;
 }
 
-export function compile(routing: unknown, specs: AccountSpec[], state = new RoutingState()): { routing: CompiledRouting; state: RoutingState; config: RoutingConfig; problems: string[] } {
+export function compile(routing: unknown, specs: AccountSpec[], state = new RoutingState(), currencies: readonly string[] = ['CNY']): { routing: CompiledRouting; state: RoutingState; config: RoutingConfig; problems: string[] } {
   const config = routingSchema.parse(routing);
   state.configure(config.window_s * 1000);
   const accounts: RoutableAccount[] = specs.map((s) => ({
@@ -21,8 +21,8 @@ export function compile(routing: unknown, specs: AccountSpec[], state = new Rout
     fees: s.fees ?? {}, limits: s.limits ?? {},
     state: state.account(s.name, { errorRate: 0.5, minRequests: 4, openMs: 1000, halfOpenProbes: 2 }),
   }));
-  const compiled = new CompiledRouting(config, accounts, ['CNY']);
-  const problems = validateRouting(config, compiled, new Map(specs.map((s) => [s.name, (s.available ?? true) ? new Set(s.payMethods) : null])));
+  const compiled = new CompiledRouting(config, accounts, currencies);
+  const problems = validateRouting(config, compiled, new Map(specs.map((s) => [s.name, (s.available ?? true) ? new Set(s.payMethods) : null])), currencies);
   return { routing: compiled, state, config, problems };
 }
 

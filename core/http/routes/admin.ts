@@ -4,12 +4,12 @@ import { ApiError } from '../../errors.js';
 import { appToApi, bindingToApi, merchantToApi } from '../../payments/present.js';
 import { verifyLedger } from '../../ledger/verify.js';
 import { jsonBody } from '../middleware/body.js';
-import { bindingSchema, createAppSchema, createMerchantSchema, parseInput, reviewSchema } from '../schemas.js';
+import { bindingSchema, createAppSchema, createMerchantSchema, explainQuerySchema, parseInput, reviewSchema } from '../schemas.js';
 import type { CorbelState } from '../state.js';
 import type { HttpServices } from '../services.js';
 import type { MerchantAction } from '../../merchants/service.js';
 import { configStatus } from '../../kernel/status.js';
-import { explainRoute } from '../../routing/explain.js';
+import { checkExplainRequest, explainInput, explainRoute } from '../../routing/explain.js';
 
 function tokenMatches(provided: string, expected: string): boolean {
   const a = Buffer.from(provided);
@@ -114,16 +114,12 @@ export function adminRouter(s: HttpServices): Router<CorbelState> {
   });
 
   router.get('/routing/explain', async (ctx) => {
-    const q = ctx.query as Record<string, string | undefined>;
-    const amount = Number(q.amount);
-    if (!q.pay_method) throw new ApiError('invalid_request', 'pay_method: required', 'pay_method');
-    if (!Number.isSafeInteger(amount) || amount <= 0) throw new ApiError('invalid_request', 'amount: a positive integer of minor units', 'amount');
+    const { routing, config } = ctx.state.snapshot;
+    const q = parseInput(explainQuerySchema, ctx.query);
+    checkExplainRequest(routing, config.api, q);
     const merchant = q.merchant ? await s.store.merchants.get(s.store.reads, q.merchant) : undefined;
     const bindings = merchant ? await s.store.merchants.listBindings(s.store.reads, merchant.id) : [];
-    ctx.body = explainRoute(ctx.state.snapshot.routing, {
-      payMethod: q.pay_method, amount, currency: q.currency ?? 'CNY', merchantId: q.merchant ?? '', appId: q.app ?? '', merchantTags: merchant?.tags ?? [],
-      boundAccounts: new Set(bindings.map((b) => b.account)), clientIp: q.client_ip, metadata: {}, now: Date.now(),
-    });
+    ctx.body = explainRoute(routing, explainInput(q, merchant, bindings.map((b) => b.account)), { merchantFound: !q.merchant || merchant !== undefined });
   });
 
   router.get('/channels/:account/statement', async (ctx) => {

@@ -1,0 +1,141 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, parseConfigText } from '../../core/config/load.js';
+import type { ChannelPlugin } from '../../core/contract/channel.js';
+import { compile, input, type AccountSpec } from './table.js';
+
+const wechat = ['wechat.native', 'wechat.jsapi'];
+const alipay = ['alipay.qr', 'alipay.page'];
+
+/** The routing section of a config, through the same parser as a config file, or its problems. */
+function configProblems(yaml: string): string[] {
+  try {
+    parseConfigText(yaml, {}, 'test');
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+}
+
+test('metadata rules match own keys only: toString or constructor in a rule is not found on every payment', (t) => {
+  const { routing, problems } = compile({
+    rules: [
+      { name: 'proto_any', match: { metadata: { toString: '*' } }, targets: ['a'] },
+      { name: 'proto_exact', match: { metadata: { constructor: 'x' } }, targets: ['a'] },
+      { name: 'campaign', match: { metadata: { campaign: 'double11' } }, targets: ['a'] },
+      { name: 'rest', match: {}, targets: ['b'] },
+    ],
+  }, [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }]);
+  t.deepEqual(problems, [], 'an earlier toString rule does not shadow the campaign rule either');
+  const rule = (metadata: Record<string, string>) => routing.decide(input({ metadata })).ruleName;
+  t.is(rule({}), 'rest');
+  t.is(rule({ campaign: 'double11' }), 'campaign');
+  t.is(rule({ toString: 'anything' }), 'proto_any');
+  t.is(rule({ constructor: 'x' }), 'proto_exact');
+  t.is(rule({ constructor: 'y' }), 'rest');
+  t.is(rule(Object.assign(Object.create(null) as Record<string, string>, { toString: '' })), 'proto_any', 'metadata without a prototype, as explain builds it');
+});
+
+test('lowest_cost: a target with no fee for a pay method it would take is an error naming rule, target and pay method', (t) => {
+  const accounts: AccountSpec[] = [
+    { name: 'wechat_a', payMethods: wechat, fees: { default: { fixed: 0, rate_bps: 60 } } },
+    { name: 'wechat_b', payMethods: wechat, fees: { 'wechat.jsapi': { fixed: 0, rate_bps: 20 } } },
+    { name: 'alipay_a', payMethods: alipay },
+  ];
+  const { problems } = compile({
+    rules: [
+      { name: 'ali', match: { pay_method: 'alipay.*' }, targets: ['alipay_a'] },
+      { name: 'small', match: { pay_method: 'wechat.*', amount_max: 99 }, targets: ['wechat_b'] },
+      { name: 'jsapi', match: { pay_method: 'wechat.jsapi', amount_max: 500 }, strategy: 'lowest_cost', targets: ['wechat_a', 'wechat_b'] },
+      { name: 'cheap', match: { pay_method: 'wechat.*' }, strategy: 'lowest_cost', targets: ['wechat_a', 'wechat_b'] },
+    ],
+  }, accounts);
+  t.deepEqual(problems, ['routing.rules.3 (cheap).targets.1: channel account wechat_b has no fee for wechat.native (lowest_cost needs fees.default or fees.wechat.native)'],
+    'priority rules need no fees; jsapi has its own fee on wechat_b');
+});
+
+test('a pay method the rule matches but none of its targets serves is an error: the payment would never reach a later rule', (t) => {
+  const accounts: AccountSpec[] = [
+    { name: 'wechat_a', payMethods: wechat }, { name: 'alipay_a', payMethods: alipay }, { name: 'union_a', payMethods: ['unionpay.qr'] },
+  ];
+  const mixed = compile({
+    rules: [
+      { name: 'mixed', match: { pay_method: ['wechat.native', 'alipay.qr'] }, targets: ['alipay_a'] },
+      { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+    ],
+  }, accounts);
+  t.deepEqual(mixed.problems, [
+    'routing.rules.0 (mixed).targets: no target serves wechat.native, which the rule matches: those payments would stop here with no_channel_available and never reach a later rule; narrow match.pay_method or add a target that serves it',
+  ]);
+  t.is(mixed.routing.decide(input({ payMethod: 'wechat.native' })).count, 0, 'what the check prevents');
+
+  const catchAll = compile({
+    rules: [{ name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] }, { name: 'vip', match: { merchant: 'mch_vip' }, targets: ['wechat_a', 'alipay_a'] }],
+  }, accounts);
+  t.deepEqual(catchAll.problems, [
+    'routing.rules.1 (vip).targets: no target serves unionpay.qr, which the rule matches: those payments would stop here with no_channel_available and never reach a later rule; narrow match.pay_method or add a target that serves it',
+  ], 'a rule without pay_method matches every served pay method; unionpay.qr would otherwise fall through to the default order');
+
+  const wildcard = compile({ rules: [{ name: 'wide', match: { pay_method: ['wechat.*', 'alipay.qr'] }, targets: ['wechat_a'] }] }, accounts);
+  t.deepEqual(wildcard.problems.map((p) => p.split(', which')[0]), ['routing.rules.0 (wide).targets: no target serves alipay.qr']);
+
+  const fine = compile({
+    rules: [
+      { name: 'both', match: { pay_method: ['wechat.native', 'alipay.qr'] }, targets: ['alipay_a', 'wechat_a'] },
+      { name: 'all', match: { amount_min: 100 }, targets: ['wechat_a', 'alipay_a', 'union_a'] },
+      { name: 'unknown_method', match: { pay_method: ['wechat.*', 'bank.*'] }, targets: ['wechat_a'] },
+    ],
+  }, accounts);
+  t.deepEqual(fine.problems, [], 'pay methods no account serves are not counted');
+
+  const down = compile({ rules: [{ name: 'any', match: {}, targets: ['wechat_a', 'broken'] }] }, [...accounts, { name: 'broken', payMethods: [], available: false }]);
+  t.false(down.problems.some((p) => p.includes('no target serves')), 'a target whose plugin failed may serve them: that failure is reported on its own');
+});
+
+test('hours with from equal to to, and a currency outside api.currencies, are errors naming rule and field', (t) => {
+  const { problems } = compile({
+    rules: [
+      { name: 'never', match: { merchant: 'mch_night', hours: { from: 5, to: 5 } }, targets: ['a'] },
+      { name: 'day', match: { hours: { from: 0, to: 24 } }, targets: ['a'] },
+      { name: 'usd', match: { currency: 'USD' }, targets: ['a'] },
+      { name: 'cny_or_eur', match: { currency: ['CNY', 'EUR'], amount_min: 5 }, targets: ['a'] },
+    ],
+  }, [{ name: 'a', payMethods: wechat }]);
+  t.deepEqual(problems, [
+    'routing.rules.0 (never).match.hours: from equals to (5), the range [from, to) is empty; leave hours out to match all day',
+    'routing.rules.2 (usd).match.currency: USD is not in api.currencies (CNY), no payment can match it',
+    'routing.rules.3 (cny_or_eur).match.currency: EUR is not in api.currencies (CNY), no payment can match it',
+  ]);
+  const accepted = compile({ rules: [{ name: 'usd', match: { currency: 'USD' }, targets: ['a'] }] }, [{ name: 'a', payMethods: wechat }], undefined, ['CNY', 'USD']);
+  t.deepEqual(accepted.problems, []);
+  t.is(accepted.routing.decide(input({ currency: 'USD' })).ruleName, 'usd');
+});
+
+test('region blocks must be IPv4 CIDR: octets above 255 and prefixes above /32 are rejected, naming the path', (t) => {
+  const regions = (blocks: string[]) => configProblems(`routing:\n  regions:\n    east: [${blocks.join(', ')}]\n`);
+  t.deepEqual(regions(['101.80.0.0/13', '0.0.0.0/0', '8.8.8.8/32']), []);
+  t.deepEqual(regions(['999.1.1.1/8', '1.2.3.4/40', '1.2.3.4/33', '1.2.3/8', '1.2.3.256/24']), [
+    'routing.regions.east.0: 999.1.1.1/8 is not an IPv4 CIDR block (four octets 0-255, a prefix /0 to /32)',
+    'routing.regions.east.1: 1.2.3.4/40 is not an IPv4 CIDR block (four octets 0-255, a prefix /0 to /32)',
+    'routing.regions.east.2: 1.2.3.4/33 is not an IPv4 CIDR block (four octets 0-255, a prefix /0 to /32)',
+    'routing.regions.east.3: 1.2.3/8 is not an IPv4 CIDR block (four octets 0-255, a prefix /0 to /32)',
+    'routing.regions.east.4: 1.2.3.256/24 is not an IPv4 CIDR block (four octets 0-255, a prefix /0 to /32)',
+  ]);
+});
+
+test("the README's routing example is a valid table for the pay methods its plugins serve", async (t) => {
+  const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Routing'));
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!.replace(/config: \{ … \}/g, 'config: {}');
+  const config = parseConfigText(yaml, {}, 'README.md');
+  const accounts: AccountSpec[] = [];
+  for (const [name, account] of Object.entries(config.channels)) {
+    const plugin = (await import(`../../plugins/${account.plugin}/index.js`) as { default: ChannelPlugin }).default;
+    accounts.push({ name, payMethods: account.pay_methods ?? [...plugin.manifest.payMethods], fees: account.fees });
+  }
+  t.true(accounts.length >= 4);
+  const { problems } = compile(config.routing, accounts, undefined, config.api.currencies);
+  t.deepEqual(problems, []);
+});
