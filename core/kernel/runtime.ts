@@ -40,6 +40,7 @@ export class ConfigRuntime {
     this.metrics = deps.metrics;
     this.snapshot = initial;
     this.version = initial.version;
+    deps.routingState.adopt(initial.routingSettings);
   }
 
   static async start(source: LoadedConfig, env: NodeJS.ProcessEnv, deps: BuildDeps): Promise<ConfigRuntime> {
@@ -71,6 +72,8 @@ export class ConfigRuntime {
         const previous = this.snapshot;
         this.version = candidate.version;
         this.snapshot = candidate;
+        // Only now: a rejected candidate must change no live breaker setting.
+        this.deps.routingState.adopt(candidate.routingSettings);
         previous.retire();
         result = { ok: true, version: candidate.version, warnings };
       }
