@@ -84,7 +84,7 @@ export class Gateway {
     const routingState = new RoutingState();
     // Without in-process simulators, sandbox accounts take the credentials of simulators started apart (`corbel simulate`).
     const simulatorCredentials = config.simulators.enabled ? new Map([...simulators].map(([name, sim]) => [name, sim.credentials])) : readSimulatorCredentials(source);
-    const runtime = await ConfigRuntime.start(source, env, { logger, metrics, publicUrl, routingState, simulators: simulatorCredentials });
+    const runtime = await ConfigRuntime.start(source, env, { logger, metrics, publicUrl, routingState, simulators: simulatorCredentials }, store);
     const routingProblems = runtime.current.problems.filter((p) => p.kind === 'routing');
     if (routingProblems.length > 0) {
       await runtime.stop();
@@ -103,6 +103,7 @@ export class Gateway {
     scope.registerInstance(TOKENS.Signer, signer);
     scope.registerInstance(TOKENS.Runtime, runtime);
     scope.registerInstance(TOKENS.RoutingState, routingState);
+    scope.registerInstance(TOKENS.AccountWork, runtime.work);
     scope.registerInstance(TOKENS.OutboxSignal, { wake: () => dispatcher?.wake() });
     scope.registerInstance(TOKENS.DefaultFeeRate, () => runtime.current.config.fees.default_rate_bps);
     scope.registerInstance<() => DispatcherSettings>(TOKENS.DispatcherSettings, () => {
@@ -118,6 +119,7 @@ export class Gateway {
     const callers = new CallerCache(store);
     const nonces = new NonceGuard(store, logger);
     await nonces.load();
+    await payments.alertPendingOnUnservedAccounts(runtime.current);
     merchants.onChange((id) => callers.invalidateMerchant(id));
 
     const gateway = new Gateway(server, url, store, runtime, payments, merchants, dispatcher, signer, logger, metrics, adminToken, simulators, nonces);

@@ -9,7 +9,7 @@ import type { CorbelConfig } from '../config/schema.js';
 import type { Metrics } from '../ops/metrics.js';
 import { CompiledRouting, type RoutableAccount } from '../routing/engine.js';
 import { validateRouting } from '../routing/validate.js';
-import type { RoutingState } from '../routing/state.js';
+import type { BreakerSettings, RoutingSettings, RoutingState, AccountRoutingState } from '../routing/state.js';
 import { KernelChannelHttp } from './channel-http.js';
 import { loadPlugin, type AnyPlugin } from './plugin-loader.js';
 
@@ -60,6 +60,8 @@ export class ConfigSnapshot {
     readonly problems: readonly PluginProblem[],
     /** The gateway's public base URL, resolved. */
     readonly publicUrl: string,
+    /** Window and breaker settings: the runtime applies them to the shared routing state when this snapshot goes live. */
+    readonly routingSettings: RoutingSettings,
   ) {}
 
   get config(): CorbelConfig {
@@ -191,15 +193,23 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
     }
   }
 
-  deps.routingState.configure(config.routing.window_s * 1000);
+  // Nothing here touches the live routing state: a rejected candidate must change no breaker (see RoutingState.stateFor).
+  const windowMs = config.routing.window_s * 1000;
+  const routingAccounts = new Map<string, { state: AccountRoutingState; breaker: BreakerSettings }>();
   const routable: RoutableAccount[] = [...accounts.values()].map((a) => {
     const c = config.channels[a.name]!;
     const breaker = { errorRate: c.breaker.error_rate, minRequests: c.breaker.min_requests, openMs: c.breaker.open_s * 1000, halfOpenProbes: c.breaker.half_open_probes };
-    return { name: a.name, payMethods: a.payMethods, available: a.instance !== null, requiresBinding: a.requiresBinding, fees: c.fees, limits: c.limits, state: deps.routingState.account(a.name, breaker) };
+    const state = deps.routingState.stateFor(a.name, windowMs, breaker);
+    routingAccounts.set(a.name, { state, breaker });
+    return { name: a.name, payMethods: a.payMethods, available: a.instance !== null, requiresBinding: a.requiresBinding, fees: c.fees, limits: c.limits, state };
   });
   const routing = new CompiledRouting(config.routing, routable, config.api.currencies);
   const servedBy = new Map([...accounts.values()].map((a) => [a.name, a.instance ? a.payMethods : null] as const));
   for (const reason of validateRouting(config.routing, routing, servedBy, config.api.currencies)) problems.push({ name: 'routing', kind: 'routing', reason });
-  for (const p of problems) deps.logger.error({ plugin: p.name, reason: p.reason }, 'plugin failed to load; the rest of the gateway keeps serving');
-  return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routing, problems, deps.publicUrl);
+  for (const p of problems) {
+    // A broken routing table is never served: start-up exits and a reload is rejected.
+    if (p.kind === 'routing') deps.logger.error({ problem: p.name, reason: p.reason }, 'config invalid: the routing table has errors');
+    else deps.logger.error({ plugin: p.name, reason: p.reason }, 'plugin failed to load; the rest of the gateway keeps serving');
+  }
+  return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routing, problems, deps.publicUrl, { windowMs, accounts: routingAccounts });
 }

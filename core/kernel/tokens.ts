@@ -9,4 +9,5 @@ export const TOKENS = {
   DispatcherSettings: Symbol('DispatcherSettings'),
   DefaultFeeRate: Symbol('DefaultFeeRate'),
   RoutingState: Symbol('RoutingState'),
+  AccountWork: Symbol('AccountWork'),
 } as const;

@@ -7,6 +7,7 @@ import { channelOrderNo, channelRefundNo, newId } from '../crypto/ids.js';
 import type { ConfigSnapshot, AccountEntry } from '../kernel/snapshot.js';
 import type { AccountReservation, RoutingState } from '../routing/state.js';
 import type { RoutingInput } from '../routing/engine.js';
+import type { AccountWork } from '../kernel/account-work.js';
 import { isUniqueViolation, type Store, type Tx } from '../store/index.js';
 import { feeFor, feeReturnedFor, paymentSucceededLines, refundSucceededLines } from '../ledger/postings.js';
 import { enqueueEvent, type EventType } from '../webhooks/events.js';
@@ -61,6 +62,7 @@ export class PaymentService {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.OutboxSignal) private readonly outbox: OutboxSignal,
     @inject(TOKENS.RoutingState) private readonly routingState: RoutingState,
+    @inject(TOKENS.AccountWork) private readonly work: AccountWork,
   ) {}
 
   // ---------------------------------------------------------------- create
@@ -122,7 +124,8 @@ export class PaymentService {
       };
       // Durable before any channel is called: the payment names the account and order number it is about to
       // use (its audit row comes with it, written by a trigger in the same statement).
-      await this.store.write((w) => this.store.payments.insert(w, payment));
+      const written = await this.writePendingOn(first.name, () => this.store.write((w) => this.store.payments.insert(w, payment)));
+      if (written === null) throw new ApiError('unavailable', `channel account ${first.name} was taken out by a config reload while this request ran; retry`);
     } catch (err) {
       reservation?.release(false);
       if (isUniqueViolation(err)) throw new ApiError('duplicate_out_trade_no', `out_trade_no ${input.out_trade_no} was already used by this app`, 'out_trade_no');
@@ -143,12 +146,19 @@ export class PaymentService {
         // Failover: the previous attempt provably created nothing, so this payment moves to the next account,
         // durably and with the attempts so far, before that account is called.
         const held: AccountReservation = reservation;
-        const moved = await this.store
-          .write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now()))
-          .catch((err: unknown) => {
-            held.release(false);
-            throw err;
-          });
+        const moved = await this.writePendingOn(entry.name, () =>
+          this.store.write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now())),
+        ).catch((err: unknown) => {
+          held.release(false);
+          throw err;
+        });
+        if (moved === null) {
+          // A reload took the account out since this request's snapshot was taken: it is not called, as if it had refused.
+          held.release(false);
+          routing.attempts.push({ channel: entry.name, outcome: 'not_created', latency_ms: 0, error_code: 'channel_unavailable' });
+          lastFailure = new ChannelError('channel_unavailable', `channel account ${entry.name} was taken out by a config reload`, false);
+          continue;
+        }
         // Closed (or settled) meanwhile: no new order may be opened for it.
         if (!moved) {
           held.release(false);
@@ -186,12 +196,24 @@ export class PaymentService {
         lastFailure = channelError;
       }
     }
-    // Every candidate either provably created nothing or could no longer take the payment.
+    // Every candidate either provably created nothing or could no longer take the payment: it fails with the last error.
     routing.channel = payment.channelAccount;
-    const failure = lastFailure
-      ? { code: lastFailure.code, message: lastFailure.message, channelCode: lastFailure.channelCode }
-      : { code: 'channel_unavailable' as const, message: 'no channel account could take the payment any more (breaker open or daily limit reached)' };
-    return this.applyPaymentResult(payment.id, { status: 'failed', failure }, 'create', { routing });
+    const failure = lastFailure ?? new ChannelError('channel_unavailable', 'no channel account could take the payment any more (breaker open or daily limit reached)', false);
+    return this.applyPaymentResult(payment.id, { status: 'failed', failure: { code: failure.code, message: failure.message, channelCode: failure.channelCode } }, 'create', { routing });
+  }
+
+  /**
+   * Runs a write that leaves a payment or refund pending on `account`, counted as work on it until it has
+   * committed, so a reload cannot drop the account in between (see AccountWork). Null, writing nothing,
+   * when a reload has already taken the account out (the writes passed here return void or a boolean, never null).
+   */
+  private async writePendingOn<T>(account: string, write: () => Promise<T>): Promise<T | null> {
+    if (!this.work.begin(account)) return null;
+    try {
+      return await write();
+    } finally {
+      this.work.end(account);
+    }
   }
 
   private async recordCreateOutcome(snapshot: ConfigSnapshot, payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, backoffS: readonly number[]): Promise<PaymentRecord> {
@@ -388,7 +410,7 @@ export class PaymentService {
       nextCheckAt: now + (snapshot.config.channels[account.name]?.timeout_ms ?? 10_000) + 5_000,
     };
     // The check and the insert share one write transaction; writes are serialised, so two concurrent refunds cannot both pass.
-    await this.store.transaction(async (tx) => {
+    const written = await this.writePendingOn(account.name, () => this.store.transaction(async (tx) => {
       const existing = await this.store.payments.getRefundByOutRefundNo(tx, paymentId, input.out_refund_no);
       if (existing) throw new ApiError('duplicate_out_refund_no', `out_refund_no ${input.out_refund_no} was already used for this payment (${existing.id})`, 'out_refund_no');
       const committed = await this.store.payments.committedRefundTotal(tx, paymentId);
@@ -396,7 +418,8 @@ export class PaymentService {
         throw new ApiError('refund_exceeds_amount', `refunds would total ${committed + input.amount}, more than the payment's ${payment.amount} (${payment.amount - committed} left)`, 'amount');
       }
       await this.store.payments.insertRefund(tx, refund);
-    });
+    }));
+    if (written === null) throw new ApiError('channel_error', `channel account ${account.name} was taken out by a config reload while this request ran`);
     try {
       const result = await account.instance!.refund({
         refundId: id, channelRefundNo: channelRefundNo(id), payment: this.referenceOf(payment), amount: input.amount, reason: input.reason,
@@ -467,6 +490,23 @@ export class PaymentService {
     }
     await this.applyRefundResult(refund.id, parsed.result, 'notification');
     return channel.acknowledge(true);
+  }
+
+  // ---------------------------------------------------------------- start-up
+
+  /**
+   * Payments and refunds still pending on an account this config does not serve cannot settle: no query, no
+   * close, notifications answered 404, until a config serves it again. The gateway starts anyway, loudly.
+   */
+  async alertPendingOnUnservedAccounts(snapshot: ConfigSnapshot): Promise<void> {
+    for (const [account, pending] of await this.store.payments.pendingByAccount(this.store.reads)) {
+      const entry = snapshot.account(account);
+      if (entry?.instance) continue;
+      const why = entry ? `not serving (${entry.error})` : 'not in the config';
+      this.logger.warn({ account, pending_payments: pending.payments, pending_refunds: pending.refunds },
+        `channel account ${account} has ${pending.payments} pending payment(s) and ${pending.refunds} pending refund(s) but is ${why}: they cannot settle until it serves again`);
+      await this.store.transaction((tx) => this.raiseAlert(tx, 'pending_on_unserved_account', account, { account, pending_payments: pending.payments, pending_refunds: pending.refunds, reason: why }));
+    }
   }
 
   // ---------------------------------------------------------------- sandbox payer and poller

@@ -189,26 +189,46 @@ export interface AccountRoutingState {
 
 const DEFAULT_BREAKER: BreakerSettings = { errorRate: 0.5, minRequests: 20, openMs: 30_000, halfOpenProbes: 3 };
 
+function newAccountState(windowMs: number, breaker: BreakerSettings): AccountRoutingState {
+  const slotMs = Math.max(100, Math.floor(windowMs / 20));
+  return { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), breaker), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
+}
+
+/** A config's routing settings: applied to the shared state when its snapshot goes live, never before. */
+export interface RoutingSettings {
+  windowMs: number;
+  accounts: ReadonlyMap<string, { state: AccountRoutingState; breaker: BreakerSettings }>;
+}
+
 export class RoutingState {
   private readonly accounts = new Map<string, AccountRoutingState>();
   private windowMs = 60_000;
 
-  /** Window length from the config; a change takes effect for accounts created after it. */
-  configure(windowMs: number): void {
-    this.windowMs = windowMs;
-  }
-
-  /** The account's state, created on first use; `settings` (from the config) replace the breaker's when given. */
-  account(name: string, settings?: BreakerSettings): AccountRoutingState {
+  /** The account's state, created on first use (with the live window and default breaker settings). */
+  account(name: string): AccountRoutingState {
     let s = this.accounts.get(name);
     if (!s) {
-      const slotMs = Math.max(100, Math.floor(this.windowMs / 20));
-      s = { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), settings ?? DEFAULT_BREAKER), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
+      s = newAccountState(this.windowMs, DEFAULT_BREAKER);
       this.accounts.set(name, s);
-    } else if (settings) {
-      s.breaker.settings = settings;
     }
     return s;
+  }
+
+  /**
+   * The state a candidate config routes with, changing nothing live (the candidate may still be rejected):
+   * a known account's shared state, settings untouched, or a fresh one that is shared once the candidate goes live.
+   */
+  stateFor(name: string, windowMs: number, breaker: BreakerSettings): AccountRoutingState {
+    return this.accounts.get(name) ?? newAccountState(windowMs, breaker);
+  }
+
+  /** A snapshot went live: its window (for accounts created from now on), breaker settings and new accounts take effect. */
+  adopt(settings: RoutingSettings): void {
+    this.windowMs = settings.windowMs;
+    for (const [name, { state, breaker }] of settings.accounts) {
+      if (!this.accounts.has(name)) this.accounts.set(name, state);
+      this.accounts.get(name)!.breaker.settings = breaker;
+    }
   }
 
   /** Records a channel call's outcome: success means the channel answered and created (or declined) the order. */

@@ -2,7 +2,7 @@ import { SqliteDatabase } from './sqlite.js';
 import { migrate } from './migrations.js';
 import { AuditRepository, IdempotencyRepository, LedgerRepository, MerchantRepository, NonceRepository, PaymentRepository, WebhookRepository } from './repositories.js';
 
-export type { Tx, LedgerLine, PaymentUpdate } from './repositories.js';
+export type { Tx, LedgerLine, PaymentUpdate, PendingOnAccount } from './repositories.js';
 export { isUniqueViolation } from './sqlite.js';
 
 /** The store: the database and every repository over it. A PostgreSQL driver replaces this one class. */

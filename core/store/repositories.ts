@@ -109,6 +109,12 @@ function updateClause(update: PaymentUpdate): { sets: string[]; values: SqlValue
   return { sets, values };
 }
 
+/** Non-final rows that name one channel account. */
+export interface PendingOnAccount {
+  payments: number;
+  refunds: number;
+}
+
 export class PaymentRepository {
   async insert(tx: Tx, p: PaymentRecord): Promise<void> {
     await tx.run(
@@ -178,6 +184,28 @@ export class PaymentRepository {
     const rows = await db.all<{ account: string; count: number; amount: number }>(
       "SELECT channel_account AS account, COUNT(*) AS count, SUM(amount) AS amount FROM payments WHERE created_at >= ? AND status != 'failed' AND channel_account IS NOT NULL GROUP BY channel_account", [since]);
     return rows.map((r) => ({ account: r.account, count: Number(r.count), amount: Number(r.amount) }));
+  }
+
+  /**
+   * Non-final payments and refunds per channel account (only `accounts`, when given): rows that only that
+   * account can still resolve, so a config must keep serving it while any remain.
+   */
+  async pendingByAccount(db: SqlExecutor, accounts?: readonly string[]): Promise<Map<string, PendingOnAccount>> {
+    const only = accounts ? ` AND p.channel_account IN (${accounts.map(() => '?').join(',')})` : '';
+    const rows = await db.all<{ account: string; payments: number; refunds: number }>(
+      `SELECT p.channel_account AS account, COUNT(*) AS payments, 0 AS refunds FROM payments p WHERE p.status = 'pending'${only} GROUP BY p.channel_account
+       UNION ALL
+       SELECT p.channel_account AS account, 0 AS payments, COUNT(*) AS refunds FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.status = 'pending'${only} GROUP BY p.channel_account`,
+      accounts ? [...accounts, ...accounts] : [],
+    );
+    const out = new Map<string, PendingOnAccount>();
+    for (const r of rows) {
+      const counts = out.get(r.account) ?? { payments: 0, refunds: 0 };
+      counts.payments += Number(r.payments);
+      counts.refunds += Number(r.refunds);
+      out.set(r.account, counts);
+    }
+    return out;
   }
 
   /** Pending payments whose next channel check is due. */

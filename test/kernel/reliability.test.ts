@@ -277,7 +277,7 @@ test.serial('a refund the channel confirms after reporting it failed is recorded
 });
 
 test.serial('payments on an account that stopped serving do not stall the poller for the others', async (t) => {
-  const env = await startGateway(fixtureConfig(`  doomed:
+  let env = await startGateway(fixtureConfig(`  doomed:
     plugin: fixture
     sandbox: true
     config: { secret: fixture-secret-5 }
@@ -288,10 +288,13 @@ routing:
       targets: [doomed]
 `).replace('  interval_ms: 200', '  interval_ms: 100'));
   try {
-    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const creds = await activeMerchant(env.gw);
+    let client = await MerchantClient.for(env.gw, creds);
     for (let i = 0; i < 55; i++) await client.request('POST', '/v1/payments', order(`doomed-${i}`, { pay_method: 'wechat.native' }));
     writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace('secret: fixture-secret-5 }', 'secret: fixture-secret-5 }\n    enabled: false').replace('targets: [doomed]', 'targets: [fixture_main]'));
-    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200, 'disabling an account is a valid reload');
+    // A reload may not disable an account with pending payments; a restart may (loudly: see reload-pending.test.ts).
+    env = await env.restart();
+    client = await MerchantClient.for(env.gw, creds);
     const live = await client.request('POST', '/v1/payments', order('live-1'));
     const pa = await env.gw.store.payments.get(env.gw.store.reads, live.json.id);
     settleSilently('fixture_main', pa!.channelOrderNo!);

@@ -1,5 +1,10 @@
 import test from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Gateway } from '../../core/kernel/gateway.js';
+import { ConfigError } from '../../core/config/load.js';
 import { startGateway, activeMerchant, MerchantClient, admin, fixtureConfig } from '../helpers/gateway.js';
 import { runLoad, signedPaymentRequest } from '../helpers/load.js';
 import { fixtureCalls } from '../fixtures/fixture-channel/index.js';
@@ -141,6 +146,46 @@ test.serial('a routing table with errors is rejected on reload, naming rule and 
     t.true(res.json.error.details.problems.some((p: string) => p.includes('routing.rules.1 (primary_first).targets.1: no channel account named nowhere')), JSON.stringify(res.json));
   } finally {
     await env.close();
+  }
+});
+
+test.serial('a rejected reload changes no breaker setting; a valid one applies them as it goes live', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('refuse')));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const pay = (n: string) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'wechat.native' });
+    const primaryBreaker = async () => (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').breaker.state;
+    const eager = readFileSync(env.configPath, 'utf8').replace('min_requests: 4', 'min_requests: 1');
+    writeFileSync(env.configPath, eager.replace('targets: [capped, backup]', 'targets: [capped, nowhere]'));
+    const rejected = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.is(rejected.status, 422);
+    t.is(rejected.json.error.code, 'config_invalid');
+
+    t.is((await pay('rej-1')).json.channel_account, 'backup', 'refused by primary, failed over');
+    t.is(await primaryBreaker(), 'closed', 'one failed call of one: min_requests is still 4');
+
+    writeFileSync(env.configPath, eager);
+    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200);
+    t.is((await pay('rej-2')).json.channel_account, 'backup');
+    t.is(await primaryBreaker(), 'open', 'min_requests: 1 is live now: 2 of 2 calls failed');
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('a routing table with errors at start-up is logged as an invalid config, and the start fails', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'corbel-test-'));
+  const configPath = join(dir, 'corbel.yaml');
+  writeFileSync(configPath, fixtureConfig(accounts('normal')).replace('level: silent', 'level: error').replace('targets: [primary, backup]', 'targets: [primary, nowhere]'));
+  const logs: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { logs.push(chunk.toString()); cb(); } });
+  try {
+    await t.throwsAsync(Gateway.start({ configPath, env: { CORBEL_DATA_DIR: join(dir, 'data') }, logDestination: sink as never, watchConfig: false }), { instanceOf: ConfigError });
+    const lines = logs.map((l) => JSON.parse(l));
+    t.true(lines.some((l) => l.msg === 'config invalid: the routing table has errors' && /no channel account named nowhere/.test(l.reason)), logs.join(''));
+    t.false(lines.some((l) => /plugin failed to load/.test(l.msg)), 'no plugin failed; the gateway does not keep serving');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

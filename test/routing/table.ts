@@ -15,11 +15,13 @@ export interface AccountSpec {
 
 export function compile(routing: unknown, specs: AccountSpec[], state = new RoutingState(), currencies: readonly string[] = ['CNY']): { routing: CompiledRouting; state: RoutingState; config: RoutingConfig; problems: string[] } {
   const config = routingSchema.parse(routing);
-  state.configure(config.window_s * 1000);
+  const windowMs = config.window_s * 1000;
+  const breaker = { errorRate: 0.5, minRequests: 4, openMs: 1000, halfOpenProbes: 2 };
+  const settings = new Map(specs.map((s) => [s.name, { state: state.stateFor(s.name, windowMs, breaker), breaker }]));
+  state.adopt({ windowMs, accounts: settings });
   const accounts: RoutableAccount[] = specs.map((s) => ({
     name: s.name, payMethods: new Set(s.payMethods), available: s.available ?? true, requiresBinding: s.requiresBinding ?? false,
-    fees: s.fees ?? {}, limits: s.limits ?? {},
-    state: state.account(s.name, { errorRate: 0.5, minRequests: 4, openMs: 1000, halfOpenProbes: 2 }),
+    fees: s.fees ?? {}, limits: s.limits ?? {}, state: settings.get(s.name)!.state,
   }));
   const compiled = new CompiledRouting(config, accounts, currencies);
   const problems = validateRouting(config, compiled, new Map(specs.map((s) => [s.name, (s.available ?? true) ? new Set(s.payMethods) : null])), currencies);
