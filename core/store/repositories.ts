@@ -431,11 +431,13 @@ export class IdempotencyRepository {
 }
 
 export class NonceRepository {
-  /** Records a request nonce; false when it was already used inside the window (replay). */
-  /** One statement for a batch of nonces (the guard has already refused live duplicates). */
+  /** Nonces per statement: a batch up to this size is one statement (a single-statement write). */
+  static readonly ROWS_PER_STATEMENT = 200;
+
+  /** Records a batch of nonces, one statement per ROWS_PER_STATEMENT (the guard has already refused live duplicates). */
   async insertMany(db: SqlExecutor, rows: ReadonlyArray<readonly [string, string, number]>): Promise<void> {
-    for (let k = 0; k < rows.length; k += 200) {
-      const chunk = rows.slice(k, k + 200);
+    for (let k = 0; k < rows.length; k += NonceRepository.ROWS_PER_STATEMENT) {
+      const chunk = rows.slice(k, k + NonceRepository.ROWS_PER_STATEMENT);
       await db.run(`INSERT OR REPLACE INTO request_nonces (app_id, nonce, expires_at) VALUES ${chunk.map(() => '(?,?,?)').join(',')}`, chunk.flat());
     }
   }

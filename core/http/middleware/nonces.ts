@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Store } from '../../store/index.js';
+import type { Store, Tx } from '../../store/index.js';
+import { NonceRepository } from '../../store/repositories.js';
 
 /**
  * Request nonces used inside the timestamp window. The check is in memory; the record is written
@@ -38,7 +39,11 @@ export class NonceGuard {
     this.pending = [];
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing
-      .then(() => this.store.transaction((tx) => this.store.nonces.insertMany(tx, batch)))
+      .then(() => {
+        const insert = (db: Tx) => this.store.nonces.insertMany(db, batch);
+        // One statement needs no transaction of its own: it commits alone, or shares the group it lands in.
+        return batch.length <= NonceRepository.ROWS_PER_STATEMENT ? this.store.write(insert) : this.store.transaction(insert);
+      })
       .catch((err: Error) => {
         // Kept for the next flush, so a passing failure does not make these nonces replayable after a restart.
         this.logger.error({ err: err.message }, 'recording request nonces failed; will retry');
