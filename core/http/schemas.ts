@@ -86,9 +86,11 @@ export const explainQuerySchema = z
   .object({
     pay_method: singleValue().min(1, 'required'),
     amount: singleValue()
-      .regex(/^\d+$/, 'must be a non-negative integer of minor units (fen), digits only')
+      .regex(/^\d+$/, 'must be a positive integer of minor units (fen), digits only')
       .transform(Number)
-      .refine(Number.isSafeInteger, 'too large'),
+      .refine(Number.isSafeInteger, 'too large')
+      // As the payment API: a payment of 0 is refused there, so there is nothing to explain.
+      .refine((n) => n > 0, 'must be greater than 0'),
     currency: singleValue().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY').default('CNY'),
     merchant: singleValue().min(1).optional(),
     app: singleValue().min(1).optional(),

@@ -100,7 +100,8 @@ export class PaymentService {
     }
     // Held in the same step as the decision, so the next payment's decision already counts this one (daily limits,
     // half-open probes). Released below wherever the payment provably created nothing at that account.
-    let reservation: AccountReservation | null = routingTable.reserve(buffer.candidates[0]!, routingInput);
+    const held = routingTable.reserve(buffer.candidates[0]!, routingInput);
+    let reservation: AccountReservation | null = typeof held === 'string' ? null : held;
 
     const id = newId('pay');
     const first = snapshot.account(decision.candidates[0]!)!;
@@ -139,29 +140,34 @@ export class PaymentService {
       const binding = toBinding(bindings.find((b) => b.account === entry.name));
       if (i > 0) {
         // Checked and held again: since the decision, its breaker may have opened or its limit filled up.
-        reservation = routingTable.reserve(routingTable.accountIndex.get(entry.name)!, { ...routingInput, now: Date.now() });
+        const next = routingTable.reserve(routingTable.accountIndex.get(entry.name)!, { ...routingInput, now: Date.now() });
+        if (typeof next === 'string') {
+          routing.attempts.push({ channel: entry.name, outcome: 'skipped', latency_ms: 0, error_code: next });
+          continue;
+        }
+        reservation = next;
       }
       if (!reservation) continue;
       if (entry.name !== payment.channelAccount) {
         // Failover: the previous attempt provably created nothing, so this payment moves to the next account,
         // durably and with the attempts so far, before that account is called.
-        const held: AccountReservation = reservation;
+        const hold: AccountReservation = reservation;
         const moved = await this.writePendingOn(entry.name, () =>
           this.store.write((w) => this.store.payments.updateIfPending(w, id, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null, routing }, Date.now())),
         ).catch((err: unknown) => {
-          held.release(false);
+          hold.release(false);
           throw err;
         });
         if (moved === null) {
           // A reload took the account out since this request's snapshot was taken: it is not called, as if it had refused.
-          held.release(false);
+          hold.release(false);
           routing.attempts.push({ channel: entry.name, outcome: 'not_created', latency_ms: 0, error_code: 'channel_unavailable' });
           lastFailure = new ChannelError('channel_unavailable', `channel account ${entry.name} was taken out by a config reload`, false);
           continue;
         }
         // Closed (or settled) meanwhile: no new order may be opened for it.
         if (!moved) {
-          held.release(false);
+          hold.release(false);
           return (await this.store.payments.get(this.store.reads, id))!;
         }
         Object.assign(payment, { channel: entry.plugin, channelAccount: entry.name, channelOrderNo: orderNo, binding: binding ?? null });

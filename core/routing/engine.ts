@@ -73,6 +73,8 @@ interface SegmentTable {
   rule: Int32Array;
   /** Each segment's rule as a decision record (see RECORD), so a decision reads one record, not several arrays. */
   records: Int32Array;
+  /** Int32s per record here: the widest rule of this set, so one wide rule elsewhere does not widen every set. */
+  stride: number;
   index: Int32Array;
   step: number;
 }
@@ -357,7 +359,7 @@ export class CompiledRouting {
     let best = NO_RULE;
     const segments = set.segments;
     if (segments) {
-      const at = segmentOf(segments, input.amount) * this.stride;
+      const at = segmentOf(segments, input.amount) * segments.stride;
       const rule = segments.records[at + RECORD.rule]!;
       if (rule >= 0) {
         best = rule;
@@ -404,15 +406,15 @@ export class CompiledRouting {
   /**
    * Takes an account for one channel call: checks it again, then holds its daily-limit share and (half-open) a probe
    * slot. Check and hold happen in one synchronous step, so concurrent payments cannot all pass a limit that only some
-   * of them fit under. Null when the account can no longer take the payment.
+   * of them fit under. When the account can no longer take the payment: why not.
    */
-  reserve(accountIndex: number, input: RoutingInput): AccountReservation | null {
+  reserve(accountIndex: number, input: RoutingInput): AccountReservation | SkipReason {
     const day = this.day(input.now);
-    if (this.skipReason(accountIndex, input, day) !== null) return null;
+    const skip = this.skipReason(accountIndex, input, day);
+    if (skip !== null) return skip;
     const account = this.accounts[accountIndex]!;
     account.state.usage.add(input.amount, day);
-    account.state.breaker.onSend();
-    return new AccountReservation(account.name, account.state, input.amount, day);
+    return new AccountReservation(account.name, account.state, input.amount, day, account.state.breaker.onSend());
   }
 
   /** Decides where to send one payment. The returned buffer is reused by the next call. */
@@ -584,7 +586,7 @@ function buildIndex(starts: Float64Array): { index: Int32Array; step: number } {
 }
 
 /** Folds amount-only rules into segments; each segment keeps the first rule (in table order) that covers it. */
-function buildRuleSet(rules: CompiledRule[], ruleRecords: Int32Array, stride: number): RuleSet {
+function buildRuleSet(rules: CompiledRule[], ruleRecords: Int32Array, ruleStride: number): RuleSet {
   const simple = rules.filter((r) => r.extra === null);
   const complex = rules.filter((r) => r.extra !== null);
   const members = rules.map((r) => r.index);
@@ -626,11 +628,12 @@ function buildRuleSet(rules: CompiledRule[], ruleRecords: Int32Array, stride: nu
       next[s] = s + 1;
     }
   }
+  const stride = RECORD.targets + Math.max(1, ...simple.map((r) => r.targets.length));
   const records = new Int32Array(starts.length * stride).fill(-1);
   owner.forEach((rule, k) => {
-    if (rule >= 0) records.set(ruleRecords.subarray(rule * stride, (rule + 1) * stride), k * stride);
+    if (rule >= 0) records.set(ruleRecords.subarray(rule * ruleStride, rule * ruleStride + stride), k * stride);
   });
-  return { members, segments: { starts, lastStart: starts[starts.length - 1]!, rule: owner, records, ...buildIndex(starts) }, complex };
+  return { members, segments: { starts, lastStart: starts[starts.length - 1]!, rule: owner, records, stride, ...buildIndex(starts) }, complex };
 }
 
 export type { RoutingState };

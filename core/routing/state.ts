@@ -72,6 +72,8 @@ export class CircuitBreaker {
   openedAt = 0;
   private probesInFlight = 0;
   private probeSuccesses = 0;
+  /** Counts the half-open periods, so a probe slot is only ever given back to the period that handed it out. */
+  private halfOpenPeriod = 0;
   private readonly totals = { ok: 0, failed: 0 };
 
   constructor(readonly window: RollingWindow, public settings: BreakerSettings) {}
@@ -87,20 +89,23 @@ export class CircuitBreaker {
     if (this.state === 'open') {
       if (now - this.openedAt < this.settings.openMs) return false;
       this.state = 'half_open';
+      this.halfOpenPeriod++;
       this.probesInFlight = 0;
       this.probeSuccesses = 0;
     }
     return this.probesInFlight < this.settings.halfOpenProbes;
   }
 
-  /** Takes a half-open probe slot for a request about to go to the account. */
-  onSend(): void {
-    if (this.state === 'half_open') this.probesInFlight++;
+  /** Takes a half-open probe slot for a request about to go to the account: the period it was taken in, or -1 for none. */
+  onSend(): number {
+    if (this.state !== 'half_open') return -1;
+    this.probesInFlight++;
+    return this.halfOpenPeriod;
   }
 
-  /** Gives back a probe slot taken for a request that was never sent. */
-  cancelSend(): void {
-    if (this.state === 'half_open' && this.probesInFlight > 0) this.probesInFlight--;
+  /** Gives back a probe slot taken (in `period`) for a request that was never sent; a slot of a past period is gone already. */
+  cancelSend(period: number): void {
+    if (period >= 0 && period === this.halfOpenPeriod && this.state === 'half_open' && this.probesInFlight > 0) this.probesInFlight--;
   }
 
   record(success: boolean, now: number): void {
@@ -140,8 +145,9 @@ export class DailyUsage {
   amount = 0;
   count = 0;
 
+  /** Moves to `day` when it is a later one; an earlier day (a request still on a config with another time zone) counts into the current one. */
   roll(day: number): void {
-    if (day !== this.day) {
+    if (day > this.day) {
       this.day = day;
       this.amount = 0;
       this.count = 0;
@@ -169,14 +175,21 @@ export class DailyUsage {
 export class AccountReservation {
   private released = false;
 
-  constructor(readonly account: string, private readonly state: AccountRoutingState, private readonly amount: number, private readonly day: number) {}
+  constructor(
+    readonly account: string,
+    private readonly state: AccountRoutingState,
+    private readonly amount: number,
+    private readonly day: number,
+    /** The half-open period whose probe slot this holds, or -1. */
+    private readonly probePeriod: number,
+  ) {}
 
-  /** `sent`: the channel was called (its outcome then frees the probe slot through the breaker's record()). */
+  /** `sent`: the channel was called (its outcome then settles the probe through the breaker's record()). */
   release(sent: boolean): void {
     if (this.released) return;
     this.released = true;
     this.state.usage.remove(this.amount, this.day);
-    if (!sent) this.state.breaker.cancelSend();
+    if (!sent) this.state.breaker.cancelSend(this.probePeriod);
   }
 }
 

@@ -208,3 +208,35 @@ test('the compiled decision equals a naive first-match scan on large random tabl
     t.is(routing.matchRule(i), naive(i));
   }
 });
+
+test('a probe slot given back goes only to the half-open period that handed it out', (t) => {
+  const { routing } = compile({ rules: [] }, [{ name: 'a', payMethods: wechat }]);
+  const breaker = routing.accounts[0]!.state.breaker;
+  breaker.settings = { ...breaker.settings, halfOpenProbes: 1, openMs: 1000, minRequests: 1, errorRate: 0.5 };
+  const t0 = Date.UTC(2026, 10, 28, 4);
+  const takenWhileClosed = routing.reserve(0, input({ now: t0 }));
+  t.not(typeof takenWhileClosed, 'string');
+  breaker.record(false, t0 + 1);
+  t.is(breaker.state, 'open');
+  const probe = routing.reserve(0, input({ now: t0 + 2000 }));
+  t.not(typeof probe, 'string', 'half-open: the one probe slot');
+  t.is(routing.reserve(0, input({ now: t0 + 2001 })), 'breaker_open', 'no second probe');
+  // A payment held since before the breaker opened stops before its call (e.g. a duplicate out_trade_no).
+  (takenWhileClosed as Exclude<typeof takenWhileClosed, string>).release(false);
+  t.is(routing.reserve(0, input({ now: t0 + 2002 })), 'breaker_open', 'its release frees no probe slot it never took');
+  (probe as Exclude<typeof probe, string>).release(false);
+  t.not(typeof routing.reserve(0, input({ now: t0 + 2003 })), 'string', 'the probe itself, never sent, gives its slot back');
+});
+
+test('records stay as wide as the widest rule of their own set', (t) => {
+  const many = Array.from({ length: 12 }, (_, k) => ({ name: `acc_${k}`, payMethods: both }));
+  const { routing, problems } = compile({
+    rules: [
+      { name: 'wide', match: { pay_method: 'alipay.qr' }, targets: many.map((a) => a.name) },
+      { name: 'narrow', match: { pay_method: 'wechat.*' }, targets: ['acc_3', 'acc_1'] },
+    ],
+  }, many);
+  t.deepEqual(problems, []);
+  t.deepEqual(order(routing, input({ payMethod: 'wechat.native' })), ['acc_3', 'acc_1']);
+  t.deepEqual(order(routing, input({ payMethod: 'alipay.qr' })), many.map((a) => a.name));
+});

@@ -55,11 +55,11 @@ test('admin explain: malformed or repeated parameters are a 400 naming the param
     ['pay_method=alipay.qr&pay_method=wechat.native&amount=5', 'pay_method', /^pay_method: give it once/],
     ['pay_method=alipay.qr&amount=5&merchant=m1&merchant=m2', 'merchant', /^merchant: give it once/],
     ['pay_method=alipay.qr&amount=5&amount=6', 'amount', /^amount: give it once/],
-    ['pay_method=alipay.qr&amount=1e3', 'amount', /^amount: must be a non-negative integer of minor units \(fen\)/],
-    ['pay_method=alipay.qr&amount=0x10', 'amount', /^amount: must be a non-negative integer/],
-    ['pay_method=alipay.qr&amount=-1', 'amount', /^amount: must be a non-negative integer/],
-    ['pay_method=alipay.qr&amount=5.0', 'amount', /^amount: must be a non-negative integer/],
-    ['pay_method=alipay.qr&amount=', 'amount', /^amount: must be a non-negative integer/],
+    ['pay_method=alipay.qr&amount=1e3', 'amount', /^amount: must be a positive integer of minor units \(fen\)/],
+    ['pay_method=alipay.qr&amount=0x10', 'amount', /^amount: must be a positive integer/],
+    ['pay_method=alipay.qr&amount=-1', 'amount', /^amount: must be a positive integer/],
+    ['pay_method=alipay.qr&amount=5.0', 'amount', /^amount: must be a positive integer/],
+    ['pay_method=alipay.qr&amount=', 'amount', /^amount: must be a positive integer/],
     ['pay_method=alipay.qr', 'amount', /^amount: required/],
     ['amount=5', 'pay_method', /^pay_method: required/],
     ['pay_method=alipay.qr&amount=5&client_ip=999.1.1.1', 'client_ip', /^client_ip: must be an IPv4 address/],
@@ -84,11 +84,10 @@ test('admin explain: malformed or repeated parameters are a 400 naming the param
   t.deepEqual(tooLarge.json.error, { code: 'amount_too_large', message: 'amount: above api.max_amount (100000000), the API would refuse it', param: 'amount' });
 });
 
-test('admin explain: amount 0 is allowed, metadata is repeated key=value split at the first "=", client_ip picks the region', async (t) => {
+test('admin explain: amount 0 is refused as the payment API refuses it, metadata is repeated key=value split at the first "=", client_ip picks the region', async (t) => {
   const zero = await explain('pay_method=alipay.qr&amount=0');
-  t.is(zero.status, 200, JSON.stringify(zero.json));
-  t.is(zero.json.input.amount, 0);
-  t.is(zero.json.rule, null);
+  t.is(zero.status, 400, JSON.stringify(zero.json));
+  t.like(zero.json.error, { param: 'amount', message: 'amount: must be greater than 0' });
   const campaign = await explain(`pay_method=alipay.qr&amount=5&metadata=${encodeURIComponent('campaign=a=b')}&metadata=ref=1`);
   t.is(campaign.status, 200, JSON.stringify(campaign.json));
   t.like(campaign.json.rule, { name: 'campaign' });
@@ -115,9 +114,9 @@ test('admin explain: a merchant the store does not have is explained anyway, wit
 
 test('corbel route explain: the same checks as the API, worded as flags; metadata split at the first "="; unknown merchants noted', async (t) => {
   const refused: Array<[string[], RegExp]> = [
-    [['--pay-method', 'alipay.qr', '--amount', '1e3'], /--amount: must be a non-negative integer of minor units \(fen\)/],
-    [['--pay-method', 'alipay.qr', '--amount', '0x10'], /--amount: must be a non-negative integer/],
-    [['--pay-method', 'alipay.qr', '--amount', ' 5'], /--amount: must be a non-negative integer/],
+    [['--pay-method', 'alipay.qr', '--amount', '1e3'], /--amount: must be a positive integer of minor units \(fen\)/],
+    [['--pay-method', 'alipay.qr', '--amount', '0x10'], /--amount: must be a positive integer/],
+    [['--pay-method', 'alipay.qr', '--amount', ' 5'], /--amount: must be a positive integer/],
     [['--pay-method', 'alipay.qr', '--amount', '5', '--client-ip', '999.1.1.1'], /--client-ip: must be an IPv4 address/],
     [['--pay-method', 'alipay.qr', '--amount', '5', '--currency', 'USD'], /--currency: USD is not enabled \(api.currencies: CNY\)/],
     [['--pay-method', 'alipay.qr', '--amount', '5', '--metadata', 'novalue'], /--metadata: "novalue" is not key=value/],
@@ -133,7 +132,7 @@ test('corbel route explain: the same checks as the API, worded as flags; metadat
   const out = JSON.parse(campaign.stdout);
   t.like(out.rule, { name: 'campaign' });
   t.deepEqual(out.input.metadata, { campaign: 'a=b', ref: '1', x: '2' });
-  const region = JSON.parse((await cli(['--pay-method', 'wechat.native', '--amount', '0', '--client-ip', '101.81.2.3', '--json'])).stdout);
+  const region = JSON.parse((await cli(['--pay-method', 'wechat.native', '--amount', '1', '--client-ip', '101.81.2.3', '--json'])).stdout);
   t.like(region.rule, { name: 'shanghai' });
   const unknown = await cli(['--pay-method', 'wechat.native', '--amount', '5', '--merchant', 'mch_nobody']);
   t.is(unknown.code, 0, unknown.stderr);

@@ -113,6 +113,38 @@ test.serial('concurrent payments cannot overshoot a daily limit: the share is he
   }
 });
 
+test.serial('a failover target that filled up since the decision is skipped, and the skip is on the payment', async (t) => {
+  const env = await startGateway(fixtureConfig(`  refusing:
+    plugin: fixture
+    sandbox: true
+    config: { secret: refusing-secret-1, behaviour: refuse, delay_ms: 100 }
+  single:
+    plugin: fixture
+    sandbox: true
+    limits: { daily_count: 1 }
+    config: { secret: single-secret-1 }
+routing:
+  rules:
+    - name: refusing_first
+      match: { pay_method: alipay.qr }
+      targets: [refusing, single]
+`));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    // Both decide while "single" still has room; the first to fail over takes it.
+    const results = await Promise.all(['sk-1', 'sk-2'].map((n) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'alipay.qr' })));
+    const created = results.filter((r) => r.json.status === 'pending');
+    const failed = results.filter((r) => r.json.status === 'failed');
+    t.is(created.length, 1);
+    t.is(failed.length, 1);
+    t.deepEqual(created[0]!.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['refusing', 'not_created'], ['single', 'created']]);
+    t.deepEqual(failed[0]!.json.routing.attempts.map((a: any) => [a.channel, a.outcome, a.error_code]), [['refusing', 'not_created', 'channel_unavailable'], ['single', 'skipped', 'daily_count']]);
+    t.like(failed[0]!.json.failure, { code: 'channel_unavailable' });
+  } finally {
+    await env.close();
+  }
+});
+
 test.serial('a half-open breaker lets exactly its probe count through, however many payments arrive at once', async (t) => {
   const env = await startGateway(fixtureConfig(accounts('refuse').replace('half_open_probes: 2', 'half_open_probes: 1')));
   try {
