@@ -4,9 +4,10 @@ import { AccountReservation, type RoutingState, type AccountRoutingState } from 
 /**
  * The routing table compiled into a decision structure. A decision costs close to a constant
  * whatever the table size: rules are bucketed by (pay method, currency) and merchant, rules that
- * only constrain the amount are folded into a segment table searched by binary search, and only
- * the few rules with other conditions are tested one by one. Deciding allocates nothing: the
- * result is written into a buffer the table owns (read it before the next decision).
+ * only constrain the amount are folded into a segment table (an index slot, then at most a short
+ * binary search) whose entries carry the rule's whole decision record, and only the few rules with
+ * other conditions are tested one by one. Deciding allocates nothing: the result is written into a
+ * buffer the table owns (read it before the next decision).
  */
 
 export interface RoutableAccount {
