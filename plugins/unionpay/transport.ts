@@ -151,8 +151,17 @@ export function cnOrganisation(cert: X509Certificate): string | undefined {
  * be within its validity dates and name UnionPay in its CN; the signature is the double hash over every received field
  * but `signature`. Certificates that passed are cached by their PEM text.
  */
+/** A signing certificate that passed the chain and CN checks, with what each message needs from it read once. */
+interface TrustedCertificate {
+  cert: X509Certificate;
+  /** X509Certificate.publicKey builds a new KeyObject on every read. */
+  publicKey: KeyObject;
+  validFromMs: number;
+  validToMs: number;
+}
+
 export class AcpVerifier {
-  private readonly verified = new Map<string, X509Certificate>();
+  private readonly verified = new Map<string, TrustedCertificate>();
 
   constructor(
     private readonly root: X509Certificate,
@@ -168,22 +177,22 @@ export class AcpVerifier {
     const signature = fields.signature;
     if (!pem) throw new VerificationError('no signPubKeyCert');
     if (!signature) throw new VerificationError('no signature');
-    const cert = this.certificate(pem);
+    const trusted = this.certificate(pem);
     const digest = signDigestHex(fields, false);
     let ok = false;
     try {
-      ok = rsaVerify('sha256', Buffer.from(digest, 'utf8'), cert.publicKey, Buffer.from(signature, 'base64'));
+      ok = rsaVerify('sha256', Buffer.from(digest, 'utf8'), trusted.publicKey, Buffer.from(signature, 'base64'));
     } catch {
       ok = false;
     }
     if (!ok) throw new VerificationError('signature does not verify');
   }
 
-  private certificate(pem: string): X509Certificate {
+  private certificate(pem: string): TrustedCertificate {
     const now = this.now();
     const cached = this.verified.get(pem);
     if (cached) {
-      this.checkDates(cached, now);
+      if (now.getTime() < cached.validFromMs || now.getTime() > cached.validToMs) this.checkDates(cached.cert, now);
       return cached;
     }
     let cert: X509Certificate;
@@ -198,8 +207,9 @@ export class AcpVerifier {
     this.checkDates(cert, now);
     if (cnOrganisation(cert) !== UNIONPAY_CN_ORG) throw new VerificationError('signPubKeyCert does not name UnionPay in its CN');
     if (this.verified.size > 32) this.verified.clear();
-    this.verified.set(pem, cert);
-    return cert;
+    const trusted = { cert, publicKey: cert.publicKey, validFromMs: new Date(cert.validFrom).getTime(), validToMs: new Date(cert.validTo).getTime() };
+    this.verified.set(pem, trusted);
+    return trusted;
   }
 
   private checkDates(cert: X509Certificate, now: Date): void {
