@@ -4,10 +4,16 @@
 //
 //   npm run -s bench -- --json   (-s keeps npm's banner off stdout)
 //   npm run bench -- [--duration 5] [--rounds 3] [--connections 32] [--rate 500] [--rate-duration 5]
-//                    [--sweep 100,200,300,400] [--warmup 2] [--channels wechatpay,alipay] [--cpu-prof <dir>]
+//                    [--sweep 100,200,300,400] [--warmup 2] [--channels wechatpay,alipay] [--cpu-prof <dir>] [--pin]
+//
+// --pin (Linux, taskset): the gateway on CPU 0 alone; the simulators, the Koa app and this process (load generators,
+// SDKs) on CPU 1. It shows the gateway's latency without the stand-ins for the outside world preempting it, at the
+// price of giving it one core. The direct SDK path then shares CPU 1 with its simulator.
 //
 // Throughput is closed-loop autocannon. Latency at a given rate is open-loop (pacedWindow in load.ts): requests
 // at evenly spaced instants, latency counted from each one's due time; autocannon's overallRate sends bursts.
+import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import type { MerchantCredentials } from '../helpers/gateway.js';
 import { signedPaymentRequest } from '../helpers/load.js';
 import { CHANNELS, type ChannelName } from './channel-wire.js';
@@ -30,6 +36,7 @@ const settings = {
   warmupS: numberOption('warmup', 2),
   channels: channelList(stringOption('channels')),
   cpuProfileDir: stringOption('cpu-prof'),
+  pin: flag('pin'),
 };
 
 const GOALS = { cpuRatio: 1.5, p99AtRateMs: 20 };
@@ -125,7 +132,22 @@ async function startStack(children: ChildProcesses, dataDir: string): Promise<St
   const merchant = await onboardMerchant(gateway.url);
   const koaChild = children.spawnNode('koa hello', ['dist/test/bench/koa-hello.js']);
   const koa = { url: (await firstJsonOnStdout<{ url: string }>(koaChild)).url, child: koaChild };
+  if (settings.pin) {
+    if (availableParallelism() < 2) throw new Error('--pin needs at least 2 CPUs');
+    pinToCpu(gateway.child.pid, 0);
+    for (const pid of [process.pid, koaChild.pid, ...started.map((s) => s.child.pid)]) pinToCpu(pid, 1);
+    progress('pinned: the gateway on CPU 0; the simulators, the Koa app and the load generators on CPU 1');
+  }
   return { simulators, gateway, merchant, koa };
+}
+
+/** Every thread of the process onto one CPU (taskset -a), or a clear error when that cannot be done here. */
+function pinToCpu(pid: number, cpu: number): void {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+  } catch (err) {
+    throw new Error(`--pin: taskset failed for pid ${pid} (${(err as Error).message}); is util-linux installed?`);
+  }
 }
 
 async function measureCeiling(stack: Stack): Promise<PathSummary> {
@@ -319,11 +341,12 @@ async function main(): Promise<void> {
     const budget = cpuBudget(costs, ceiling, channels);
     const result = {
       bench: 'e2e', machine: machine(),
-      settings: { duration_s: settings.durationS, rounds: settings.rounds, connections: settings.connections, rate: settings.rate, rate_duration_s: settings.rateDurationS, sweep: settings.sweep, warmup_s: settings.warmupS },
+      settings: { duration_s: settings.durationS, rounds: settings.rounds, connections: settings.connections, rate: settings.rate, rate_duration_s: settings.rateDurationS, sweep: settings.sweep, warmup_s: settings.warmupS, pinned: settings.pin },
       goals: { cpu_ratio_max: GOALS.cpuRatio, p99_at_rate_ms_max: GOALS.p99AtRateMs },
       ceiling, channels, cpu_budget: budget,
     };
-    emit(settings.json, result, report(ceiling, channels, budget));
+    const pinned = settings.pin ? 'Pinned (--pin): the gateway alone on CPU 0; the simulators, the Koa app and the load generators on CPU 1.\n\n' : '';
+    emit(settings.json, result, pinned + report(ceiling, channels, budget));
   } finally {
     progress('stopping the child processes');
     await children.stopAll();
