@@ -4,7 +4,7 @@
 //
 //   npm run -s bench -- --json   (-s keeps npm's banner off stdout)
 //   npm run bench -- [--duration 5] [--rounds 3] [--connections 32] [--rate 500] [--rate-duration 5]
-//                    [--sweep 100,200,300,400] [--warmup 2] [--channels wechatpay,alipay] [--cpu-prof <dir>] [--pin]
+//                    [--sweep 100,200,300,400] [--warmup 10] [--channels wechatpay,alipay] [--cpu-prof <dir>] [--pin]
 //
 // --pin (Linux, taskset): the gateway on CPU 0 alone; the simulators, the Koa app and this process (load generators,
 // SDKs) on CPU 1. It shows the gateway's latency without the stand-ins for the outside world preempting it, at the
@@ -33,7 +33,9 @@ const settings = {
   rate: numberOption('rate', 500),
   rateDurationS: numberOption('rate-duration', 5),
   sweep: rateList(stringOption('sweep') ?? '100,200,300,400'),
-  warmupS: numberOption('warmup', 2),
+  // V8 keeps optimising the gateway's hot path for about 10 s of load on these 2 cores (--trace-opt); shorter, and the
+  // first rounds pay for JIT compilation (about 6 % of the gateway's CPU with 2 s).
+  warmupS: numberOption('warmup', 10),
   channels: channelList(stringOption('channels')),
   cpuProfileDir: stringOption('cpu-prof'),
   pin: flag('pin'),
