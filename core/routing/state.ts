@@ -252,11 +252,6 @@ export class RoutingState {
     s.calls.record(success, now);
   }
 
-  /** Counts a payment against the account's daily limits (at start, from the store). */
-  recordUsage(name: string, amount: number, day: number): void {
-    this.accounts.get(name)?.usage.add(amount, day);
-  }
-
   entries(): IterableIterator<[string, AccountRoutingState]> {
     return this.accounts.entries();
   }

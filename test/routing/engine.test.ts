@@ -104,17 +104,18 @@ test('success_rate: the best recent rate first, with a small exploration share',
 });
 
 test('pins, service-provider bindings and daily limits filter the candidates', (t) => {
-  const { routing, state } = compile({ pins: { mch_pinned: ['b'] }, rules: [{ name: 'p', match: {}, targets: ['a', 'b', 'sp'] }] }, [
+  const { routing } = compile({ pins: { mch_pinned: ['b'] }, rules: [{ name: 'p', match: {}, targets: ['a', 'b', 'sp'] }] }, [
     { name: 'a', payMethods: wechat, limits: { daily_count: 2, daily_amount: 5_000 } }, { name: 'b', payMethods: wechat }, { name: 'sp', payMethods: wechat, requiresBinding: true },
   ]);
   t.deepEqual(order(routing, input()), ['a', 'b']);
   t.deepEqual(order(routing, input({ boundAccounts: new Set(['sp']) })), ['a', 'b', 'sp']);
   t.deepEqual(order(routing, input({ merchantId: 'mch_pinned' })), ['b']);
-  const day = routing.day(input().now);
-  state.recordUsage('a', 4_500, day);
+  const a = routing.accountIndex.get('a')!;
+  t.not(typeof routing.reserve(a, input({ amount: 4_500 })), 'string');
   t.deepEqual(order(routing, input({ amount: 600 })), ['b'], 'over the daily amount');
   t.deepEqual(order(routing, input({ amount: 500 })), ['a', 'b']);
-  state.recordUsage('a', 100, day);
+  t.not(typeof routing.reserve(a, input({ amount: 100 })), 'string');
+  t.is(routing.reserve(a, input({ amount: 1 })), 'daily_count', 'a hold is refused once the count is reached');
   t.deepEqual(order(routing, input({ amount: 1 })), ['b'], 'daily count reached');
   t.deepEqual(order(routing, input({ amount: 1, now: input().now + 86_400_000 })), ['a', 'b'], 'a new day resets the counters');
 });
@@ -228,7 +229,7 @@ test('a probe slot given back goes only to the half-open period that handed it o
   t.not(typeof routing.reserve(0, input({ now: t0 + 2003 })), 'string', 'the probe itself, never sent, gives its slot back');
 });
 
-test('records stay as wide as the widest rule of their own set', (t) => {
+test('a rule with many targets and a narrow one in another set both decide in full (records sized per set)', (t) => {
   const many = Array.from({ length: 12 }, (_, k) => ({ name: `acc_${k}`, payMethods: both }));
   const { routing, problems } = compile({
     rules: [
