@@ -77,7 +77,15 @@ export interface MerchantBinding {
   params: Record<string, string>;
 }
 
-export interface CreatePaymentRequest {
+/**
+ * Which merchant API request a channel call serves. A plugin passes it on as OutboundRequest.requestId, so the
+ * call is logged under it and carries it as X-Request-Id. Absent when the gateway calls on its own (pollers).
+ */
+export interface ChannelCallScope {
+  requestId?: string;
+}
+
+export interface CreatePaymentRequest extends ChannelCallScope {
   paymentId: string;
   /** The order number the channel sees; unique per attempt, alphanumeric, at most 32 characters. */
   channelOrderNo: string;
@@ -95,7 +103,7 @@ export interface CreatePaymentRequest {
   createdAt: Date;
 }
 
-export interface PaymentReference {
+export interface PaymentReference extends ChannelCallScope {
   channelOrderNo: string;
   channelTradeNo?: string;
   amount: MinorUnits;
@@ -105,7 +113,7 @@ export interface PaymentReference {
   binding?: MerchantBinding;
 }
 
-export interface RefundRequest {
+export interface RefundRequest extends ChannelCallScope {
   refundId: string;
   channelRefundNo: string;
   payment: PaymentReference;
@@ -116,7 +124,7 @@ export interface RefundRequest {
   createdAt: Date;
 }
 
-export interface RefundReference {
+export interface RefundReference extends ChannelCallScope {
   channelRefundNo: string;
   payment: PaymentReference;
   amount: MinorUnits;

@@ -35,6 +35,8 @@ export interface OutboundRequest {
   timeoutMs?: number;
   /** Name of the operation for logs and metrics, e.g. "create_payment". */
   operation: string;
+  /** The merchant request this call serves (ChannelCallScope.requestId): sent as X-Request-Id unless a header sets its own. */
+  requestId?: string;
 }
 
 export interface OutboundResponse {

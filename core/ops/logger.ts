@@ -1,5 +1,4 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { currentRequestId } from './context.js';
 
 /** Field names whose values never reach a log line, wherever they sit in a logged object. */
 const SECRET_KEYS = [
@@ -23,11 +22,6 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       base: { service: 'corbel' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      // The request id comes from async context, so no per-request child logger is needed.
-      mixin() {
-        const requestId = currentRequestId();
-        return requestId ? { request_id: requestId } : {};
-      },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,

@@ -40,6 +40,8 @@ export interface Caller {
   app: AppRecord;
   /** The merchant's channel-account bindings, when the caller already has them (auth caches them). */
   bindings?: readonly BindingRecord[];
+  /** The merchant API request being served, handed to the channel calls it makes (ChannelCallScope). */
+  requestId?: string;
 }
 
 /** Wakes the webhook dispatcher after a commit that enqueued events. */
@@ -177,7 +179,7 @@ export class PaymentService {
         const result = await entry.instance!.createPayment({
           paymentId: id, channelOrderNo: payment.channelOrderNo!, amount: payment.amount, currency: payment.currency, payMethod: payment.payMethod,
           subject: payment.subject ?? payment.outTradeNo, expiresAt: new Date(payment.expiresAt), notifyUrl: notifyUrlFor(snapshot, entry.name),
-          returnUrl: payment.returnUrl ?? undefined, payer: payment.payer, binding, createdAt: new Date(payment.createdAt),
+          returnUrl: payment.returnUrl ?? undefined, payer: payment.payer, binding, createdAt: new Date(payment.createdAt), requestId: caller.requestId,
         });
         const latency = Math.round(performance.now() - started);
         this.routingState.recordCall(entry.name, true);
@@ -362,12 +364,12 @@ export class PaymentService {
   }
 
   /** A pending payment not heard of for a while is queried at its channel before it is returned. */
-  async refreshIfStale(snapshot: ConfigSnapshot, p: PaymentRecord): Promise<PaymentRecord> {
+  async refreshIfStale(snapshot: ConfigSnapshot, p: PaymentRecord, requestId?: string): Promise<PaymentRecord> {
     if (p.status !== 'pending' || Date.now() - p.updatedAt < snapshot.config.api.stale_after_s * 1000) return p;
     const account = this.accountFor(snapshot, p);
     if (!account) return p;
     try {
-      const result = await account.instance!.queryPayment(this.referenceOf(p));
+      const result = await account.instance!.queryPayment(this.referenceOf(p, requestId));
       return await this.applyPaymentResult(p.id, result, 'query');
     } catch (err) {
       this.logger.warn({ payment_id: p.id, err: (err as Error).message }, 'stale payment query failed; returning stored state');
@@ -379,19 +381,19 @@ export class PaymentService {
     const p = await this.get(caller, id);
     if (p.status === 'closed' || p.status === 'failed') return p;
     if (p.status === 'succeeded') throw new ApiError('invalid_state', 'a succeeded payment cannot be closed; refund it instead', 'id');
-    return this.closeAtChannel(snapshot, p, 'close');
+    return this.closeAtChannel(snapshot, p, 'close', caller.requestId);
   }
 
   /** Closes at the channel first; only a close the channel confirmed (or an order it never had) closes the payment. */
-  async closeAtChannel(snapshot: ConfigSnapshot, p: PaymentRecord, source: Source): Promise<PaymentRecord> {
+  async closeAtChannel(snapshot: ConfigSnapshot, p: PaymentRecord, source: Source, requestId?: string): Promise<PaymentRecord> {
     const account = this.accountFor(snapshot, p);
     if (!account) throw new ApiError('channel_error', `channel account ${p.channelAccount} is not available`, 'id');
     try {
-      await account.instance!.closePayment(this.referenceOf(p));
+      await account.instance!.closePayment(this.referenceOf(p, requestId));
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
       if (err.code === 'order_paid') {
-        const result = await account.instance!.queryPayment(this.referenceOf(p));
+        const result = await account.instance!.queryPayment(this.referenceOf(p, requestId));
         return this.applyPaymentResult(p.id, result, source);
       }
       if (err.code !== 'order_not_found' && err.code !== 'order_closed') {
@@ -429,7 +431,7 @@ export class PaymentService {
     try {
       const result = await account.instance!.refund({
         refundId: id, channelRefundNo: channelRefundNo(id), payment: this.referenceOf(payment), amount: input.amount, reason: input.reason,
-        notifyUrl: notifyUrlFor(snapshot, account.name), createdAt: new Date(now),
+        notifyUrl: notifyUrlFor(snapshot, account.name), createdAt: new Date(now), requestId: caller.requestId,
       });
       if (result.status === 'pending') {
         await this.store.write((w) => this.store.payments.transitionRefund(w, id, ['pending'], 'pending', { channelRefundNo: result.channelRefundNo ?? null, nextCheckAt: Date.now() + 2000 }, Date.now(), 'create'));
@@ -522,7 +524,7 @@ export class PaymentService {
     const account = this.accountFor(snapshot, p);
     if (!account?.sandbox || !account.instance?.simulatePayer) throw new ApiError('sandbox_only', 'payer actions are allowed only on sandbox channel accounts', 'id');
     if (p.status !== 'pending') throw new ApiError('invalid_state', `payment is ${p.status}`, 'id');
-    await account.instance.simulatePayer(this.referenceOf(p), outcome, p.action);
+    await account.instance.simulatePayer(this.referenceOf(p, caller.requestId), outcome, p.action);
     return (await this.store.payments.get(this.store.reads, id))!;
   }
 
@@ -592,10 +594,10 @@ export class PaymentService {
     return entry?.instance ? entry : undefined;
   }
 
-  referenceOf(p: PaymentRecord): PaymentReference {
+  referenceOf(p: PaymentRecord, requestId?: string): PaymentReference {
     return {
       channelOrderNo: p.channelOrderNo!, channelTradeNo: p.channelTradeNo ?? undefined, amount: p.amount, currency: p.currency,
-      payMethod: p.payMethod, createdAt: new Date(p.createdAt), binding: p.binding ?? undefined,
+      payMethod: p.payMethod, createdAt: new Date(p.createdAt), binding: p.binding ?? undefined, requestId,
     };
   }
 }

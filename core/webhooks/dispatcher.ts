@@ -8,7 +8,6 @@ import type { GatewaySigner } from '../crypto/gateway-keys.js';
 import type { Store } from '../store/index.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { WebhookEventRecord } from '../payments/types.js';
-import { requestScope } from '../ops/context.js';
 
 export interface DispatcherSettings {
   timeoutMs: number;
@@ -118,20 +117,18 @@ export class WebhookDispatcher {
     const started = performance.now();
     let statusCode: number | null = null;
     let error: string | null = null;
-    await requestScope.run({ requestId: event.id }, async () => {
-      try {
-        if (!settings.allowPrivateTargets && isPrivateTarget(event.url!)) throw new Error('notify URL points at a private or loopback address');
-        const res = await this.client.post(event.url!, {
-          body: event.payload,
-          headers: { 'content-type': 'application/json', 'user-agent': 'Corbel-Webhooks/1', 'corbel-event-id': event.id, 'corbel-event-type': event.type, ...(await this.signer.signHeaders(event.payload)) },
-          timeout: { request: settings.timeoutMs },
-        });
-        statusCode = res.statusCode;
-        if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
-      } catch (err) {
-        error = (err as { code?: string }).code ?? (err as Error).message;
-      }
-    });
+    try {
+      if (!settings.allowPrivateTargets && isPrivateTarget(event.url!)) throw new Error('notify URL points at a private or loopback address');
+      const res = await this.client.post(event.url!, {
+        body: event.payload,
+        headers: { 'content-type': 'application/json', 'user-agent': 'Corbel-Webhooks/1', 'corbel-event-id': event.id, 'corbel-event-type': event.type, ...(await this.signer.signHeaders(event.payload)) },
+        timeout: { request: settings.timeoutMs },
+      });
+      statusCode = res.statusCode;
+      if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
+    } catch (err) {
+      error = (err as { code?: string }).code ?? (err as Error).message;
+    }
     const delivered = error === null;
     const exhausted = !delivered && attempt >= settings.maxAttempts;
     const now = Date.now();

@@ -24,6 +24,7 @@ interface CallOptions {
   operation: string;
   notifyUrl?: string;
   appAuthToken?: string;
+  requestId?: string;
 }
 
 class AlipayAccount implements ChannelAccount {
@@ -55,6 +56,7 @@ class AlipayAccount implements ChannelAccount {
       headers: { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8', accept: 'application/json' },
       body: encodeParams(params),
       operation: opts.operation,
+      requestId: opts.requestId,
     });
     if (res.status !== 200) {
       throw new ChannelError('channel_unavailable', `alipay ${method}: HTTP ${res.status}`, true, `HTTP_${res.status}`, true);
@@ -83,7 +85,7 @@ class AlipayAccount implements ChannelAccount {
       const params = await this.sign(spec.method, biz, { notifyUrl: req.notifyUrl, appAuthToken });
       return { status: 'pending', action: { type: 'app', params: { order_string: encodeParams(params) } } };
     }
-    const res = await this.call(spec.method, biz, { operation: 'create_payment', notifyUrl: req.notifyUrl, appAuthToken });
+    const res = await this.call(spec.method, biz, { operation: 'create_payment', notifyUrl: req.notifyUrl, appAuthToken, requestId: req.requestId });
     if (req.payMethod === 'alipay.barcode') return barcodePayResult(res);
     if (res.code !== '10000') throw toChannelError(mapError(res));
     const qr = res.body.qr_code;
@@ -92,14 +94,14 @@ class AlipayAccount implements ChannelAccount {
   }
 
   async queryPayment(ref: PaymentReference): Promise<ChannelPaymentResult> {
-    const res = await this.call('alipay.trade.query', { out_trade_no: ref.channelOrderNo }, { operation: 'query_payment', appAuthToken: this.token(ref.binding) });
+    const res = await this.call('alipay.trade.query', { out_trade_no: ref.channelOrderNo }, { operation: 'query_payment', appAuthToken: this.token(ref.binding), requestId: ref.requestId });
     if (res.code !== '10000') throw toChannelError(mapError(res));
     return queryResult(res.body);
   }
 
   async closePayment(ref: PaymentReference): Promise<void> {
     const appAuthToken = this.token(ref.binding);
-    const res = await this.call('alipay.trade.close', { out_trade_no: ref.channelOrderNo }, { operation: 'close_payment', appAuthToken });
+    const res = await this.call('alipay.trade.close', { out_trade_no: ref.channelOrderNo }, { operation: 'close_payment', appAuthToken, requestId: ref.requestId });
     if (res.code === '10000') return;
     const mapped = mapError(res);
     if (mapped.channelCode.endsWith('/ACQ.TRADE_STATUS_ERROR')) {
@@ -118,7 +120,7 @@ class AlipayAccount implements ChannelAccount {
       out_request_no: req.channelRefundNo,
     };
     if (req.reason) biz.refund_reason = req.reason.slice(0, 256);
-    const res = await this.call('alipay.trade.refund', biz, { operation: 'refund', appAuthToken });
+    const res = await this.call('alipay.trade.refund', biz, { operation: 'refund', appAuthToken, requestId: req.requestId });
     if (res.code !== '10000') {
       const mapped = mapError(res);
       const sub = mapped.channelCode.split('/')[1];
@@ -142,7 +144,7 @@ class AlipayAccount implements ChannelAccount {
     const res = await this.call(
       'alipay.trade.fastpay.refund.query',
       { out_trade_no: ref.payment.channelOrderNo, out_request_no: ref.channelRefundNo, query_options: ['gmt_refund_pay'] },
-      { operation: 'query_refund', appAuthToken: this.token(ref.payment.binding) },
+      { operation: 'query_refund', appAuthToken: this.token(ref.payment.binding), requestId: ref.requestId },
     );
     if (res.code !== '10000') throw toChannelError(mapError(res));
     if (!refundFound(res.body)) {
@@ -174,10 +176,10 @@ class AlipayAccount implements ChannelAccount {
   async simulatePayer(ref: PaymentReference, outcome: 'pay' | 'fail', action?: PaymentAction): Promise<void> {
     if (!this.ctx.sandbox) throw new ChannelError('not_supported', 'payer simulation is for sandbox accounts only', false);
     // Page and wap trades exist only once the payer's browser opens the signed cashier URL: open it as the payer would.
-    if (action?.type === 'redirect') await this.ctx.http.send({ method: 'GET', url: action.url, operation: 'simulate_payer_open' });
+    if (action?.type === 'redirect') await this.ctx.http.send({ method: 'GET', url: action.url, operation: 'simulate_payer_open', requestId: ref.requestId });
     const base = new URL(this.cfg.gateway_url);
     const url = new URL(`/__sim/orders/${encodeURIComponent(ref.channelOrderNo)}/${outcome}`, base.origin).toString();
-    const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': 'application/json' }, body: '{}', operation: 'simulate_payer' });
+    const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': 'application/json' }, body: '{}', operation: 'simulate_payer', requestId: ref.requestId });
     if (res.status !== 200) throw new ChannelError('unknown', `alipay simulator ${outcome}: HTTP ${res.status} ${res.text.slice(0, 200)}`, false);
   }
 

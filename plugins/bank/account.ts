@@ -62,7 +62,7 @@ class BankAccount implements ChannelAccount {
   async createPayment(req: CreatePaymentRequest): Promise<ChannelPaymentResult> {
     // Built (and validated) before anything is sent: a rejected request here provably created nothing.
     const body = createPaymentBody(req, this.config.amount_unit, new Date());
-    const json = await this.transport.callJson({ operation: 'create_payment', method: 'POST', path: '/payments', json: body });
+    const json = await this.transport.callJson({ operation: 'create_payment', method: 'POST', path: '/payments', json: body, requestId: req.requestId });
     const payment = this.payment(json, req.channelOrderNo, req.amount);
     const result = paymentResult(payment);
     // A pending order the payer cannot reach is useless; but it exists, so the kernel must treat it as such.
@@ -74,7 +74,7 @@ class BankAccount implements ChannelAccount {
 
   async queryPayment(ref: PaymentReference): Promise<ChannelPaymentResult> {
     // ORDER_NOT_FOUND surfaces as ChannelError('order_not_found', mayExist=false), which the kernel expects.
-    const json = await this.transport.callJson({ operation: 'query_payment', method: 'GET', path: `/payments/${segment(ref.channelOrderNo)}` });
+    const json = await this.transport.callJson({ operation: 'query_payment', method: 'GET', path: `/payments/${segment(ref.channelOrderNo)}`, requestId: ref.requestId });
     // No amount check here, unlike create: the result carries the bank's paid amount and the kernel raises its
     // amount_mismatch alert from it, which is more useful than an error that leaves the payment pending forever.
     return paymentResult(this.payment(json, ref.channelOrderNo));
@@ -83,7 +83,7 @@ class BankAccount implements ChannelAccount {
   async closePayment(ref: PaymentReference): Promise<void> {
     // 200 means "can no longer be paid" (CLOSED, or FAILED which is just as final); ORDER_PAID and ORDER_NOT_FOUND
     // come back as the ChannelErrors 'order_paid' and 'order_not_found' the kernel reacts to.
-    const json = await this.transport.callJson({ operation: 'close_payment', method: 'POST', path: `/payments/${segment(ref.channelOrderNo)}/close`, json: {} });
+    const json = await this.transport.callJson({ operation: 'close_payment', method: 'POST', path: `/payments/${segment(ref.channelOrderNo)}/close`, json: {}, requestId: ref.requestId });
     const payment = this.payment(json, ref.channelOrderNo);
     // Not in the spec's close table, but if a 200 ever said SUCCESS, reporting the close as done would lose money.
     if (payment.status === 'SUCCESS') throw new ChannelError('order_paid', `${ref.channelOrderNo} is paid`, true, 'ORDER_PAID');
@@ -91,12 +91,12 @@ class BankAccount implements ChannelAccount {
 
   async refund(req: RefundRequest): Promise<ChannelRefundResult> {
     const body = createRefundBody(req, this.config.amount_unit);
-    const json = await this.transport.callJson({ operation: 'refund', method: 'POST', path: '/refunds', json: body });
+    const json = await this.transport.callJson({ operation: 'refund', method: 'POST', path: '/refunds', json: body, requestId: req.requestId });
     return refundResult(this.refundObject(json, req.channelRefundNo, req.amount));
   }
 
   async queryRefund(ref: RefundReference): Promise<ChannelRefundResult> {
-    const json = await this.transport.callJson({ operation: 'query_refund', method: 'GET', path: `/refunds/${segment(ref.channelRefundNo)}` });
+    const json = await this.transport.callJson({ operation: 'query_refund', method: 'GET', path: `/refunds/${segment(ref.channelRefundNo)}`, requestId: ref.requestId });
     return refundResult(this.refundObject(json, ref.channelRefundNo));
   }
 
@@ -124,6 +124,7 @@ class BankAccount implements ChannelAccount {
       headers: { 'content-type': 'application/json' },
       body: '{}',
       operation: `simulate_${outcome}`,
+      requestId: ref.requestId,
     });
     if (res.status === 404) throw new ChannelError('order_not_found', `simulator has no order ${ref.channelOrderNo}`, false);
     if (res.status === 409) throw new ChannelError('order_closed', `simulator refused to ${outcome} ${ref.channelOrderNo}: ${res.text}`, false);

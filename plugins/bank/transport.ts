@@ -183,6 +183,8 @@ export interface BankCall {
   /** JSON body for POST; serialized once, and those exact bytes are both hashed and sent. */
   json?: object;
   timeoutMs?: number;
+  /** The merchant request this call serves (ChannelCallScope.requestId). */
+  requestId?: string;
 }
 
 export class BankTransport {
@@ -212,6 +214,7 @@ export class BankTransport {
       body: call.json === undefined ? undefined : body,
       timeoutMs: call.timeoutMs,
       operation: call.operation,
+      requestId: call.requestId,
     });
 
     // Verify before looking at the body at all, error bodies included: an unsigned "404 ORDER_NOT_FOUND" from a

@@ -50,9 +50,9 @@ export class UnionPayAccount implements ChannelAccount {
   // ---------------------------------------------------------------- transport
 
   /** Signs, POSTs, parses and verifies. Returns the verified fields whatever their respCode. */
-  private async call(url: string, fields: AcpFields, operation: string, timeoutMs?: number): Promise<AcpFields> {
+  private async call(url: string, fields: AcpFields, operation: string, options: { requestId?: string; timeoutMs?: number } = {}): Promise<AcpFields> {
     const signed = await signRequest(fields, this.keys.signing.privateKey);
-    const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(signed), operation, timeoutMs });
+    const res = await this.ctx.http.send({ method: 'POST', url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(signed), operation, ...options });
     if (res.status !== 200) throw new ChannelError('channel_unavailable', `UnionPay answered HTTP ${res.status} to ${operation}`, true, `HTTP_${res.status}`, true);
     const answer = parseAcpResponse(res.text);
     if (!answer.respCode) throw new ChannelError('unknown', `UnionPay answer to ${operation} has no respCode`, true);
@@ -89,7 +89,7 @@ export class UnionPayAccount implements ChannelAccount {
         return { status: 'pending', action: { type: 'app', params: { form_action: this.config.front_trans_url, form_method: 'POST', ...signed } } };
       }
       case 'unionpay.qr': {
-        const answer = await this.call(this.config.back_trans_url, qrConsumeFields(this.id, input), 'create_payment');
+        const answer = await this.call(this.config.back_trans_url, qrConsumeFields(this.id, input), 'create_payment', { requestId: req.requestId });
         if (answer.respCode !== '00') throw this.failure(answer, 'create_payment');
         if (!answer.qrCode) throw new ChannelError('unknown', 'UnionPay accepted the QR order but sent no qrCode', true);
         return { status: 'pending', action: { type: 'qr_code', qr_code: answer.qrCode } };
@@ -101,7 +101,7 @@ export class UnionPayAccount implements ChannelAccount {
 
   async queryPayment(ref: PaymentReference): Promise<ChannelPaymentResult> {
     const txnTime = chinaTime(ref.createdAt);
-    const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelOrderNo, txnTime), 'query_payment');
+    const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelOrderNo, txnTime), 'query_payment', { requestId: ref.requestId });
     if (answer.respCode === '00') return paymentFromQuery(answer);
     throw this.failure(answer, 'query_payment');
   }
@@ -128,7 +128,7 @@ export class UnionPayAccount implements ChannelAccount {
     const txnTime = chinaTime(req.createdAt);
     const answer = await this.call(this.config.back_trans_url, refundFields(this.id, {
       channelRefundNo: req.channelRefundNo, payMethod: req.payment.payMethod, txnTime, origQryId, amount: req.amount, backUrl: req.notifyUrl,
-    }), 'refund');
+    }), 'refund', { requestId: req.requestId });
     if (answer.respCode === '00') return { status: 'pending', channelRefundNo: req.channelRefundNo };
     const mapped = mapRespCode(answer.respCode);
     // A defined business rejection (3x and up, refused before acceptance) is a failed refund, not an error.
@@ -139,7 +139,7 @@ export class UnionPayAccount implements ChannelAccount {
   }
 
   async queryRefund(ref: RefundReference): Promise<ChannelRefundResult> {
-    const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelRefundNo, chinaTime(ref.createdAt)), 'query_refund');
+    const answer = await this.call(this.config.query_url, queryFields(this.id, ref.channelRefundNo, chinaTime(ref.createdAt)), 'query_refund', { requestId: ref.requestId });
     if (answer.respCode === '00') return refundFromQuery(answer, ref.channelRefundNo);
     throw this.failure(answer, 'query_refund');
   }
@@ -158,7 +158,7 @@ export class UnionPayAccount implements ChannelAccount {
 
   async downloadStatement(date: string): Promise<StatementLine[]> {
     const settle = settleDateOf(date);
-    const answer = await this.call(this.config.file_trans_url, fileFields(this.id, settle.mmdd, chinaTime(new Date())), 'download_statement', this.config.statement_timeout_ms);
+    const answer = await this.call(this.config.file_trans_url, fileFields(this.id, settle.mmdd, chinaTime(new Date())), 'download_statement', { timeoutMs: this.config.statement_timeout_ms });
     if (answer.respCode === '98') return []; // 文件不存在: no transactions that day
     if (answer.respCode !== '00') throw this.failure(answer, 'download_statement');
     if (!answer.fileContent) throw new ChannelError('unknown', 'UnionPay statement answer has no fileContent', false, answer.respCode);
@@ -182,7 +182,7 @@ export class UnionPayAccount implements ChannelAccount {
     const base = new URL(this.config.back_trans_url).origin;
     const res = await this.ctx.http.send({
       method: 'POST', url: `${base}/__sim/orders/${encodeURIComponent(ref.channelOrderNo)}/${outcome}`,
-      headers: { 'content-type': 'application/json' }, body: '{}', operation: 'simulate_payer',
+      headers: { 'content-type': 'application/json' }, body: '{}', operation: 'simulate_payer', requestId: ref.requestId,
     });
     if (res.status < 200 || res.status >= 300) throw new ChannelError('invalid_request', `simulator refused to ${outcome} ${ref.channelOrderNo}: HTTP ${res.status} ${res.text.slice(0, 200)}`, true);
   }
@@ -195,7 +195,7 @@ export class UnionPayAccount implements ChannelAccount {
       throw new ChannelError('invalid_request', `the form action is not this account's consume form for ${ref.channelOrderNo}`, false);
     }
     const res = await this.ctx.http.send({
-      method: 'POST', url: form.url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(form.fields), operation: 'simulate_payer_form',
+      method: 'POST', url: form.url, headers: { 'content-type': FORM_CONTENT_TYPE }, body: encodeForm(form.fields), operation: 'simulate_payer_form', requestId: ref.requestId,
     });
     if (res.status !== 200) throw new ChannelError('channel_unavailable', `UnionPay answered HTTP ${res.status} to the payer form of ${ref.channelOrderNo}`, true, `HTTP_${res.status}`, true);
     const respCode = frontPageRespCode(res.text);

@@ -93,7 +93,7 @@ export class WechatPayAccount implements ChannelAccount {
 
   // ---------------------------------------------------------------- transport
 
-  private async send(operation: string, method: 'GET' | 'POST', url: string, body?: unknown): Promise<OutboundResponse> {
+  private async send(operation: string, method: 'GET' | 'POST', url: string, body?: unknown, requestId?: string): Promise<OutboundResponse> {
     const text = body === undefined ? '' : JSON.stringify(body);
     const headers: Record<string, string> = {
       Authorization: await authorizationHeader({ mchid: this.config.mchid, serialNo: this.keys.serialNo, privateKey: this.keys.privateKey }, method, signedUrlPart(url), text),
@@ -101,12 +101,12 @@ export class WechatPayAccount implements ChannelAccount {
       'User-Agent': USER_AGENT,
     };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    return this.ctx.http.send({ method, url, headers, body: body === undefined ? undefined : text, operation, timeoutMs: this.config.timeout_ms });
+    return this.ctx.http.send({ method, url, headers, body: body === undefined ? undefined : text, operation, timeoutMs: this.config.timeout_ms, requestId });
   }
 
   /** A signed v3 call whose answer must verify; non-2xx answers become mapped ChannelErrors. */
-  private async call<T>(operation: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; data: T | null }> {
-    const res = await this.send(operation, method, `${this.baseUrl}${path}`, body);
+  private async call<T>(operation: string, method: 'GET' | 'POST', path: string, body?: unknown, requestId?: string): Promise<{ status: number; data: T | null }> {
+    const res = await this.send(operation, method, `${this.baseUrl}${path}`, body, requestId);
     const verified = await this.verify(res.headers, res.text);
     if (!verified.ok && res.status >= 500 && !signatureHeaders(res.headers)) {
       // An unsigned 5xx (a proxy or load balancer in front of WeChat): the channel is unavailable, outcome unknown.
@@ -231,7 +231,7 @@ export class WechatPayAccount implements ChannelAccount {
     if (req.payMethod === 'wechat.micropay') return this.micropay(req, scope);
     const tradeType = V3_TRADE_TYPE[req.payMethod];
     const body = prepayBody(req, tradeType, scope);
-    const { data } = await this.call<{ code_url?: string; prepay_id?: string; h5_url?: string }>('create_payment', 'POST', prepayPath(scope.partner, tradeType), body);
+    const { data } = await this.call<{ code_url?: string; prepay_id?: string; h5_url?: string }>('create_payment', 'POST', prepayPath(scope.partner, tradeType), body, req.requestId);
     const clientAppid = scope.subAppid ?? scope.appid;
     const action = await actionFor(tradeType, data ?? {}, clientAppid, scope.partner ? scope.subMchid! : scope.mchid, {
       sign: (m) => rsaSha256SignBase64(m, this.keys.privateKey),
@@ -249,7 +249,7 @@ export class WechatPayAccount implements ChannelAccount {
     const fields: Record<string, string | undefined> = { ...micropayFields(req, scope, signType), nonce_str: newNonce() };
     fields.sign = v2Sign(fields, key, signType);
     const res = await this.ctx.http.send({
-      method: 'POST', url: `${this.baseUrl}${MICROPAY_PATH}`, operation: 'create_payment', timeoutMs: this.config.timeout_ms,
+      method: 'POST', url: `${this.baseUrl}${MICROPAY_PATH}`, operation: 'create_payment', timeoutMs: this.config.timeout_ms, requestId: req.requestId,
       headers: { 'Content-Type': 'text/xml; charset=utf-8', Accept: 'text/xml', 'User-Agent': USER_AGENT },
       body: toXml(fields),
     });
@@ -268,7 +268,7 @@ export class WechatPayAccount implements ChannelAccount {
 
   async queryPayment(ref: PaymentReference): Promise<ChannelPaymentResult> {
     const scope = this.scopeFor(ref.binding);
-    const { data } = await this.call<V3Transaction>('query_payment', 'GET', queryPath(scope.partner, ref.channelOrderNo, scope.mchid, this.requireSubMchid(scope)));
+    const { data } = await this.call<V3Transaction>('query_payment', 'GET', queryPath(scope.partner, ref.channelOrderNo, scope.mchid, this.requireSubMchid(scope)), undefined, ref.requestId);
     if (!data) throw new ChannelError('unknown', 'WeChat Pay query answered without a transaction', true);
     return transactionToResult(data);
   }
@@ -276,7 +276,7 @@ export class WechatPayAccount implements ChannelAccount {
   async closePayment(ref: PaymentReference): Promise<void> {
     const scope = this.scopeFor(ref.binding);
     const body = scope.partner ? { sp_mchid: scope.mchid, sub_mchid: this.requireSubMchid(scope) } : { mchid: scope.mchid };
-    await this.call('close_payment', 'POST', closePath(scope.partner, ref.channelOrderNo), body);
+    await this.call('close_payment', 'POST', closePath(scope.partner, ref.channelOrderNo), body, ref.requestId);
   }
 
   // ---------------------------------------------------------------- refunds
@@ -291,14 +291,14 @@ export class WechatPayAccount implements ChannelAccount {
       notify_url: req.notifyUrl,
       amount: { refund: req.amount, total: req.payment.amount, currency: 'CNY' },
     };
-    const { data } = await this.call<V3Refund>('refund', 'POST', REFUNDS_PATH, body);
+    const { data } = await this.call<V3Refund>('refund', 'POST', REFUNDS_PATH, body, req.requestId);
     if (!data) throw new ChannelError('unknown', 'WeChat Pay refund answered without a refund', true);
     return refundToResult(data);
   }
 
   async queryRefund(ref: RefundReference): Promise<ChannelRefundResult> {
     const scope = this.scopeFor(ref.payment.binding);
-    const { data } = await this.call<V3Refund>('query_refund', 'GET', refundQueryPath(ref.channelRefundNo, scope.partner ? this.requireSubMchid(scope) : undefined));
+    const { data } = await this.call<V3Refund>('query_refund', 'GET', refundQueryPath(ref.channelRefundNo, scope.partner ? this.requireSubMchid(scope) : undefined), undefined, ref.requestId);
     if (!data) throw new ChannelError('unknown', 'WeChat Pay refund query answered without a refund', true);
     return refundToResult(data);
   }
@@ -333,7 +333,7 @@ export class WechatPayAccount implements ChannelAccount {
     if (!this.ctx.sandbox) throw new ChannelError('not_supported', 'simulatePayer works on sandbox accounts only', false);
     const res = await this.ctx.http.send({
       method: 'POST', url: `${this.baseUrl}/__sim/orders/${encodeURIComponent(ref.channelOrderNo)}/${outcome}`, operation: 'simulate_payer',
-      headers: { 'Content-Type': 'application/json' }, body: '{}',
+      headers: { 'Content-Type': 'application/json' }, body: '{}', requestId: ref.requestId,
     });
     if (res.status >= 300) throw new ChannelError(res.status === 404 ? 'order_not_found' : 'unknown', `simulator ${outcome} answered HTTP ${res.status}: ${res.text.slice(0, 200)}`, false);
   }

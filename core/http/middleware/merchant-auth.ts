@@ -110,7 +110,7 @@ export function merchantAuth(callers: CallerCache, nonces: NonceGuard): CorbelMi
 
     if (caller.app.status !== 'active') throw new ApiError('app_disabled', `app ${auth.app_id} is disabled`);
     if (caller.merchant.status !== 'active') throw new ApiError('merchant_not_active', `merchant ${caller.merchant.id} is ${caller.merchant.status}; only active merchants may transact`);
-    ctx.state.caller = { app: caller.app, merchant: caller.merchant, bindings: caller.bindings };
+    ctx.state.caller = { app: caller.app, merchant: caller.merchant, bindings: caller.bindings, requestId: ctx.state.requestId };
     await next();
   };
 }

@@ -31,12 +31,12 @@ export function v1Router(s: HttpServices): Router<CorbelState> {
     const outTradeNo = ctx.query.out_trade_no;
     if (typeof outTradeNo !== 'string' || outTradeNo === '') throw new ApiError('invalid_request', 'out_trade_no: required', 'out_trade_no');
     const payment = await s.payments.getByOutTradeNo(caller(ctx), outTradeNo);
-    ctx.body = paymentToApi(await s.payments.refreshIfStale(ctx.state.snapshot, payment));
+    ctx.body = paymentToApi(await s.payments.refreshIfStale(ctx.state.snapshot, payment, ctx.state.requestId));
   });
 
   router.get('/payments/:id', async (ctx) => {
     const payment = await s.payments.get(caller(ctx), ctx.params.id!);
-    ctx.body = paymentToApi(await s.payments.refreshIfStale(ctx.state.snapshot, payment));
+    ctx.body = paymentToApi(await s.payments.refreshIfStale(ctx.state.snapshot, payment, ctx.state.requestId));
   });
 
   router.post('/payments/:id/close', async (ctx) => {
