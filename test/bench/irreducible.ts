@@ -71,6 +71,18 @@ export async function sqliteInsertCost(rounds: number, roundMs: number): Promise
   }
 }
 
+/**
+ * Each cost's median over measurements spread across a run. A durable insert's CPU is mostly the kernel's fsync path,
+ * which swings with the machine's I/O state (0.2 to 0.38 ms here within one hour), so one measurement is not enough.
+ */
+export function medianCosts(samples: readonly IrreducibleCosts[]): IrreducibleCosts {
+  return {
+    rsa_sign_cpu_ms: round(median(samples.map((s) => s.rsa_sign_cpu_ms))),
+    sqlite_insert_cpu_ms: round(median(samples.map((s) => s.sqlite_insert_cpu_ms))),
+    sqlite_insert_wall_ms: round(median(samples.map((s) => s.sqlite_insert_wall_ms))),
+  };
+}
+
 export async function irreducibleCosts(rounds: number): Promise<IrreducibleCosts> {
   const rsa = rsaSignCpuMs(rounds, 200);
   const insert = await sqliteInsertCost(rounds, 300);
