@@ -1,6 +1,7 @@
-// Channel-call client cost: CPU per keep-alive POST for the kernel's executor (KernelChannelHttp, node:http), got
-// configured as the executor used to be (retries, redirects and errors off, keep-alive agent, timeouts) and bare
-// node:http, against the same small server in its own process, with the same concurrency, in interleaved rounds.
+// Channel-call client cost: CPU per keep-alive POST for the kernel's executor (KernelChannelHttp, on undici), got
+// configured as the executor first was (retries, redirects and errors off, keep-alive agent, timeouts) and bare
+// node:http (what the executor used next), against the same small server in its own process, with the same
+// concurrency, in interleaved rounds.
 //
 //   npm run bench:http [-- --json] [-- --requests 5000] [-- --rounds 5]
 import { Agent, request } from 'node:http';
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
     });
     const rawAgent = new Agent({ keepAlive: true, maxSockets: 64 });
     const clients: Record<string, Call> = {
-      'kernel executor (node:http)': () => executor.send({ method: 'POST', url: target, headers: HEADERS, body: BODY, operation: 'create_payment' }),
+      'kernel executor (undici)': () => executor.send({ method: 'POST', url: target, headers: HEADERS, body: BODY, operation: 'create_payment' }),
       'got 14 (as the executor was configured)': () => viaGot(target, { method: 'POST', headers: HEADERS, body: BODY }),
       'bare node:http request': () => new Promise<void>((resolve, reject) => {
         const req = request(target, { method: 'POST', agent: rawAgent, headers: { ...HEADERS, 'content-length': BODY.length } }, (res) => {
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
     agent.destroy();
     rawAgent.destroy();
     const results = Object.fromEntries(Object.entries(samples).map(([name, ms]) => [name, { client_cpu_ms_per_request: round(median(ms)) }]));
-    const kernel = results['kernel executor (node:http)']!.client_cpu_ms_per_request;
+    const kernel = results['kernel executor (undici)']!.client_cpu_ms_per_request;
     const rows = Object.entries(results).map(([name, r]) => [name, formatNumber(r.client_cpu_ms_per_request), formatNumber(round(r.client_cpu_ms_per_request / kernel), '×')]);
     emit(settings.json, { bench: 'http-client', machine: machine(), settings, results },
       table(['client', `client CPU ms / request (median of ${settings.rounds})`, '÷ kernel executor'], rows));

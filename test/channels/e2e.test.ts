@@ -5,7 +5,7 @@ import { startGateway, activeMerchant, MerchantClient, webhookReceiver, waitUnti
 const config = `mode: sandbox
 server: { host: 127.0.0.1, port: 0, shutdown_grace_ms: 2000 }
 admin: { token: ${ADMIN_TOKEN} }
-log: { level: ${process.env.E2E_LOG ?? 'silent'} }
+log: { level: ${process.env.E2E_LOG ?? 'debug'} }
 webhooks: { retry_schedule_s: [1], poll_interval_ms: 100 }
 poller: { interval_ms: 200, backoff_s: [1] }
 simulators: { enabled: true }
@@ -28,6 +28,20 @@ test.before(async () => {
 test.after.always(async () => {
   await hooks?.close();
   await env?.close();
+});
+
+test('each channel call a merchant request makes is logged under its request id', async (t) => {
+  for (const payMethod of ['wechat.native', 'alipay.qr', 'unionpay.qr', 'bank.qr']) {
+    const traced = (requestId: string) => env.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.request_id === requestId && l.msg === 'channel call');
+    const createId = `trace-create-${payMethod.replace('.', '-')}`;
+    const created = await client.request('POST', '/v1/payments', { out_trade_no: `${createId}-${Date.now()}`, amount: 100, pay_method: payMethod }, { headers: { 'x-request-id': createId } });
+    t.is(created.status, 201, created.text);
+    t.true(traced(createId).some((l) => l.operation === 'create_payment'), `${payMethod}: create_payment logged under ${createId}`);
+    const closeId = `trace-close-${payMethod.replace('.', '-')}`;
+    const closed = await client.request('POST', `/v1/payments/${created.json.id}/close`, undefined, { headers: { 'x-request-id': closeId } });
+    t.is(closed.status, 200, closed.text);
+    t.true(traced(closeId).length > 0, `${payMethod}: the close's channel calls logged under ${closeId}`);
+  }
 });
 
 const cases: Array<{ payMethod: string; payer?: Record<string, string>; action: string | null }> = [
