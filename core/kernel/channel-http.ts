@@ -102,8 +102,10 @@ export class KernelChannelHttp implements ChannelHttp {
       };
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (controller) => {
-          // The call already ended (timed out while queued or connecting): it must not be written now.
-          if (settled) return controller.abort(new Error('call already ended'));
+          // The call already ended (timed out while queued or connecting): it must not be written now. Throwing (not
+          // controller.abort(), which destroys the socket) makes undici error this request before writing a byte and
+          // keep the warm connection for the next one (client-h1.js writeH1: onConnect in try/catch, then `aborted`).
+          if (settled) throw new Error('call already ended before it could be sent');
           connected = true;
           requestController = controller;
         },
@@ -142,7 +144,8 @@ export class KernelChannelHttp implements ChannelHttp {
       try {
         this.agent.dispatch({ origin: target.origin, path: target.path, method: req.method, headers, body: req.body }, handler);
       } catch (err) {
-        // undici refuses the request before opening anything (an invalid header value or method): nothing was sent.
+        // undici reports a request it refuses (invalid header or method, closed agent) through onResponseError; this
+        // catches anything that throws instead. Either way nothing was sent.
         fail({ code: 'channel_unavailable', detail: `request refused before sending: ${(err as Error).message}`, errno: (err as NodeJS.ErrnoException).code, connected: false });
       }
     });

@@ -141,3 +141,29 @@ test('a TLS handshake that never completes is a connect timeout: nothing was sen
   t.like(err, { code: 'timeout', mayExist: false });
   t.is(sockets.size, 1);
 });
+
+test('a call that timed out queued behind busy connections is never written, and costs no warm connection', async (t) => {
+  const held: ServerResponse[] = [];
+  const seen: string[] = [];
+  let closed = 0;
+  const { url, server } = await listen(t, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => {
+      seen.push(body);
+      if (body.startsWith('hold')) held.push(res);
+      else res.end('ok');
+    });
+  });
+  server.on('connection', (s: Socket) => s.on('close', () => closed++));
+  const http = executor(t, 5_000);
+  // The executor keeps at most 64 connections per origin: the 65th call waits in undici's queue.
+  const busy = Array.from({ length: 64 }, (_, i) => http.send({ method: 'POST', url: `${url}/pay`, body: `hold${i}`, operation: 'create_payment' }));
+  while (held.length < 64) await new Promise((resolve) => setTimeout(resolve, 10));
+  const late = await channelError(http.send({ method: 'POST', url: `${url}/pay`, body: 'LATE', timeoutMs: 200, operation: 'create_payment' }));
+  t.like(late, { code: 'timeout', mayExist: false });
+  for (const res of held) res.end('ok');
+  await Promise.all(busy);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.false(seen.includes('LATE'), 'a call that already ended must never reach the channel');
+  t.is(closed, 0, 'refusing the ended call keeps the warm connection it was given');
+});
