@@ -89,10 +89,8 @@ export interface SqlExecutor {
 
 interface WriteJob {
   fn: (tx: SqlExecutor) => Promise<unknown>;
-  /** One statement: sqlite undoes a failed statement by itself, so it needs no savepoint of its own. */
+  /** One statement: it commits on its own in sqlite's autocommit mode, and can be merged with others of its text. */
   singleStatement: boolean;
-  /** False once a merged statement it was part of lost its transaction: it then runs on its own. */
-  merge?: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -101,7 +99,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** A single-statement job whose statement is held by its OneStatement, to run merged with others. */
 interface Held {
-  k: number;
+  job: WriteJob;
   executor: OneStatement;
   /** Never rejects: a job that fails early must not be an unhandled rejection while others run. */
   done: Promise<Outcome>;
@@ -175,12 +173,31 @@ function fitsShape(shape: MergeShape, params: readonly SqlValue[]): boolean {
   return params.length === shape.columns.length + 1 && typeof updateKey(params) === 'string';
 }
 
-/** Whether a statement can join the held run: same text, room left, and (for updates) not a row already in it. */
-function joins(held: readonly Held[], statement: { sql: string; params: readonly SqlValue[] }, shape: MergeShape): boolean {
-  if (held[0]!.executor.held!.sql !== statement.sql || held.length >= MAX_MERGED_ROWS) return false;
-  if (shape.kind === 'insert') return true;
-  const key = updateKey(statement.params);
-  return !held.some((h) => updateKey(h.executor.held!.params) === key);
+/**
+ * Held statements of one text split into runs that can each be one statement: at most MAX_MERGED_ROWS rows, and an
+ * UPDATE's row at most once per run, so two writes to one row still apply in the order they were queued.
+ */
+function mergeableRuns(held: readonly Held[]): Held[][] {
+  const runs: Held[][] = [];
+  let run: Held[] = [];
+  let keys = new Set<SqlValue>();
+  for (const h of held) {
+    const key = h.shape.kind === 'update' ? updateKey(h.executor.held!.params) : null;
+    if (run.length >= MAX_MERGED_ROWS || (key !== null && keys.has(key))) {
+      runs.push(run);
+      run = [];
+      keys = new Set();
+    }
+    run.push(h);
+    if (key !== null) keys.add(key);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+function settle(job: WriteJob, outcome: Outcome): void {
+  if (outcome.ok) job.resolve(outcome.value);
+  else job.reject(outcome.error);
 }
 
 /** At most this many queued transactions share one commit. */
@@ -189,10 +206,18 @@ const MAX_GROUP = 64;
 /**
  * The embedded sqlite store: one writer connection and one reader connection that sees committed
  * data only. Writes are serialised by an in-process queue (sqlite has one writer, and interleaved
- * BEGINs on one connection would merge unrelated work) and committed in groups: the transactions
- * waiting when the writer frees up run one after another, each inside its own savepoint, under one
- * COMMIT and one fsync. Each is acknowledged only after that COMMIT, so nothing is acknowledged
- * before it is durable; one that fails is rolled back to its savepoint without touching the others.
+ * BEGINs on one connection would merge unrelated work) and taken in groups: whatever is waiting
+ * when the writer frees up. Nothing is acknowledged before it is durable (synchronous=FULL).
+ *
+ * Every statement is a trip through libuv's thread pool and back to a busy event loop, and under load that trip, not
+ * sqlite, is what a write waits for. So a group takes as few as it can:
+ * - single-statement writes (write()) commit in autocommit mode, one statement per SQL text: the rows of all the
+ *   group's writes of that text run as one merged statement (statement-merge.ts), with no BEGIN or COMMIT trips;
+ * - transactions (transaction()) share one BEGIN … COMMIT, each inside its own savepoint, so one that fails is
+ *   rolled back without touching the others.
+ * Writes in flight at the same time are concurrent, as in any database: the store may commit them in any order (the
+ * single-statement ones first). Two writes to one row from one text keep their order. A caller that needs one write
+ * to follow another awaits the first.
  */
 export class SqliteDatabase {
   private readonly jobs: WriteJob[] = [];
@@ -253,157 +278,121 @@ export class SqliteDatabase {
   private async flush(): Promise<void> {
     while (this.jobs.length) {
       const group = this.jobs.splice(0, MAX_GROUP);
-      if (group.length === 1 && group[0]!.singleStatement) {
-        // One statement alone is its own transaction in sqlite's autocommit mode, committed (and synced) before its
-        // callback: BEGIN and COMMIT would only add two more trips through the thread pool.
-        const job = group[0]!;
-        await startJob(job, new OneStatement(this.writer, false)).then(job.resolve, job.reject);
-        continue;
-      }
-      try {
-        await this.writer.run('BEGIN IMMEDIATE');
-      } catch (err) {
-        for (const job of group) job.reject(err);
-        continue;
-      }
-      const outcomes: Outcome[] = new Array<Outcome>(group.length);
-      const lost = await this.runGroup(group, outcomes);
-      if (lost !== null) {
-        await this.writer.exec('ROLLBACK').catch(() => undefined);
-        if (lost === 'merged') {
-          // A merged statement took the transaction with it: run everyone again, each statement on its own this time,
-          // so that the one at fault is found and only it fails.
-          for (const job of group) job.merge = false;
-          this.jobs.unshift(...group);
-        } else {
-          // The transaction is gone: the failing job is rejected, the others run again in a fresh group.
-          group[lost]!.reject((outcomes[lost] as { error: unknown }).error);
-          this.jobs.unshift(...group.filter((_, k) => k !== lost));
-        }
-        continue;
-      }
-      if (group.length === 1 && !outcomes[0]!.ok) {
-        await this.writer.exec('ROLLBACK').catch(() => undefined);
-        group[0]!.reject((outcomes[0] as { error: unknown }).error);
-        continue;
-      }
-      try {
-        await this.writer.run('COMMIT');
-      } catch (err) {
-        await this.writer.exec('ROLLBACK').catch(() => undefined);
-        for (const job of group) job.reject(err);
-        continue;
-      }
-      group.forEach((job, k) => {
-        const o = outcomes[k]!;
-        if (o.ok) job.resolve(o.value);
-        else job.reject(o.error);
-      });
+      const transactions = group.filter((job) => !job.singleStatement);
+      if (transactions.length < group.length) await this.commitSingles(group.filter((job) => job.singleStatement));
+      if (transactions.length > 0) await this.commitTransactions(transactions);
     }
   }
 
   /**
-   * Runs a group's jobs in order inside its open transaction, filling in each one's outcome. Consecutive
-   * single-statement jobs with the same mergeable statement are held back and run as one statement
-   * (statement-merge.ts). Returns the job whose failure took the transaction with it ('merged' when a merged
-   * statement did), or null.
+   * Single-statement writes, each committed by its own statement in autocommit mode: those of one text as one merged
+   * statement. When a merged statement fails (most often a constraint on one of its rows) it has undone itself, and
+   * each of its rows runs again alone, so only the one at fault fails.
    */
-  private async runGroup(group: WriteJob[], outcomes: Outcome[]): Promise<number | 'merged' | null> {
-    let held: Held[] = [];
-    const runHeld = async () => {
-      const lost = await this.runHeld(held, outcomes);
-      held = [];
-      return lost;
-    };
+  private async commitSingles(jobs: readonly WriteJob[]): Promise<void> {
+    const byText = new Map<string, Held[]>();
+    const alone: Array<{ job: WriteJob; executor: OneStatement; done: Promise<Outcome> }> = [];
+    for (const job of jobs) {
+      const executor = new OneStatement(this.writer, true);
+      const done = startJobOutcome(job, executor);
+      const statement = executor.held;
+      const shape = statement && mergeShape(statement.sql);
+      if (statement && shape && fitsShape(shape, statement.params)) {
+        const held = byText.get(statement.sql);
+        if (held) held.push({ job, executor, done, shape });
+        else byText.set(statement.sql, [{ job, executor, done, shape }]);
+      } else {
+        // Not mergeable, or not issued yet (the job awaited something first).
+        alone.push({ job, executor, done });
+      }
+    }
+    for (const held of byText.values()) for (const run of mergeableRuns(held)) await this.runMerged(run);
+    // One after another, in queue order; each settled before the writer moves on, so that a late statement cannot
+    // land inside the next group's transaction.
+    for (const { job, executor, done } of alone) {
+      executor.release();
+      settle(job, await done);
+    }
+  }
+
+  private async runMerged(run: readonly Held[]): Promise<void> {
+    if (run.length > 1) {
+      const shape = run[0]!.shape;
+      const merged = mergedStatement(shape, run.map((h) => h.executor.held!.params));
+      try {
+        if (shape.kind === 'insert') {
+          await this.writer.run(merged.sql, merged.params);
+          for (const h of run) h.executor.answer({ changes: 1, lastID: Number.NaN });
+        } else {
+          const changed = new Set((await this.writer.all<{ id: SqlValue }>(merged.sql, merged.params)).map((r) => r.id));
+          for (const h of run) h.executor.answer({ changes: changed.has(updateKey(h.executor.held!.params)) ? 1 : 0, lastID: Number.NaN });
+        }
+        for (const h of run) settle(h.job, await h.done);
+        return;
+      } catch {
+        // Undone as a whole: each row again, alone and in order, so the one at fault is found and only it fails.
+      }
+    }
+    for (const h of run) {
+      h.executor.release();
+      settle(h.job, await h.done);
+    }
+  }
+
+  /** Transactions under one BEGIN … COMMIT, each in its own savepoint. */
+  private async commitTransactions(group: WriteJob[]): Promise<void> {
+    try {
+      await this.writer.run('BEGIN IMMEDIATE');
+    } catch (err) {
+      for (const job of group) job.reject(err);
+      return;
+    }
+    const outcomes: Outcome[] = new Array<Outcome>(group.length);
+    const lost = await this.runTransactions(group, outcomes);
+    if (lost !== null) {
+      // The transaction is gone: the failing job is rejected, the others run again in a fresh group.
+      await this.writer.exec('ROLLBACK').catch(() => undefined);
+      group[lost]!.reject((outcomes[lost] as { error: unknown }).error);
+      this.jobs.unshift(...group.filter((_, k) => k !== lost));
+      return;
+    }
+    if (group.length === 1 && !outcomes[0]!.ok) {
+      await this.writer.exec('ROLLBACK').catch(() => undefined);
+      group[0]!.reject((outcomes[0] as { error: unknown }).error);
+      return;
+    }
+    try {
+      await this.writer.run('COMMIT');
+    } catch (err) {
+      await this.writer.exec('ROLLBACK').catch(() => undefined);
+      for (const job of group) job.reject(err);
+      return;
+    }
+    group.forEach((job, k) => settle(job, outcomes[k]!));
+  }
+
+  /**
+   * Runs a group's transactions in order inside its open transaction, filling in each one's outcome. Returns the
+   * job whose failure took the whole transaction with it, or null.
+   */
+  private async runTransactions(group: readonly WriteJob[], outcomes: Outcome[]): Promise<number | null> {
+    const alone = group.length === 1;
     for (let k = 0; k < group.length; k++) {
       const job = group[k]!;
-      if (job.singleStatement && job.merge !== false) {
-        const executor = new OneStatement(this.writer, true);
-        const done = startJobOutcome(job, executor);
-        const statement = executor.held;
-        const shape = statement && mergeShape(statement.sql);
-        if (statement && shape && fitsShape(shape, statement.params)) {
-          if (held.length > 0 && !joins(held, statement, shape)) {
-            const lost = await runHeld();
-            if (lost !== null) return lost;
-          }
-          held.push({ k, executor, done, shape });
-          continue;
-        }
-        const lost = await runHeld();
-        if (lost !== null) return lost;
-        executor.release();
-        const lostHere = await this.settleBare(k, done, outcomes);
-        if (lostHere !== null) return lostHere;
-        continue;
-      }
-      const lost = await runHeld();
-      if (lost !== null) return lost;
-      const alone = group.length === 1;
-      // A failed statement normally undoes only itself, but some failures (disk full, I/O errors, a
-      // RAISE(ROLLBACK)) roll back the whole transaction: after a failure, find out which happened.
-      const bare = alone || job.singleStatement;
       try {
-        if (!bare) await this.writer.run('SAVEPOINT job');
-        // A single-statement job re-run on its own (after a merged statement lost its transaction) keeps its guard.
-        const value = await job.fn(job.singleStatement ? new OneStatement(this.writer, false) : this.writer);
-        if (!bare) await this.writer.run('RELEASE job');
+        if (!alone) await this.writer.run('SAVEPOINT job');
+        const value = await job.fn(this.writer);
+        if (!alone) await this.writer.run('RELEASE job');
         outcomes[k] = { ok: true, value };
       } catch (error) {
         outcomes[k] = { ok: false, error };
         if (alone) return null;
-        const undone = bare ? await this.transactionStillOpen() : await this.writer.exec('ROLLBACK TO job; RELEASE job').then(() => true, () => false);
+        // Some failures (disk full, I/O errors, a RAISE(ROLLBACK)) roll back the whole transaction, not the savepoint.
+        const undone = await this.writer.exec('ROLLBACK TO job; RELEASE job').then(() => true, () => false);
         if (!undone) return k;
       }
     }
-    return runHeld();
-  }
-
-  /** Runs held statements: alone, or merged; when a merged one fails, each again on its own to find whose it was. */
-  private async runHeld(held: readonly Held[], outcomes: Outcome[]): Promise<number | 'merged' | null> {
-    if (held.length === 0) return null;
-    if (held.length === 1) {
-      held[0]!.executor.release();
-      return this.settleBare(held[0]!.k, held[0]!.done, outcomes);
-    }
-    const shape = held[0]!.shape;
-    const merged = mergedStatement(shape, held.map((h) => h.executor.held!.params));
-    try {
-      if (shape.kind === 'insert') {
-        await this.writer.run(merged.sql, merged.params);
-        for (const h of held) h.executor.answer({ changes: 1, lastID: Number.NaN });
-      } else {
-        const changed = new Set((await this.writer.all<{ id: SqlValue }>(merged.sql, merged.params)).map((r) => r.id));
-        for (const h of held) h.executor.answer({ changes: changed.has(updateKey(h.executor.held!.params) as string) ? 1 : 0, lastID: Number.NaN });
-      }
-    } catch {
-      // The merged statement undid itself (most often a constraint on one of its rows): run each alone.
-      if (!(await this.transactionStillOpen())) return 'merged';
-      for (const h of held) {
-        h.executor.release();
-        const lost = await this.settleBare(h.k, h.done, outcomes);
-        if (lost !== null) return lost;
-      }
-      return null;
-    }
-    for (const h of held) outcomes[h.k] = await h.done;
     return null;
-  }
-
-  /** The outcome of a single-statement job; when it failed, whether its failure took the transaction too. */
-  private async settleBare(k: number, done: Promise<Outcome>, outcomes: Outcome[]): Promise<number | null> {
-    const outcome = await done;
-    outcomes[k] = outcome;
-    if (outcome.ok) return null;
-    return (await this.transactionStillOpen()) ? null : k;
-  }
-
-  /** BEGIN fails inside an open transaction; when it succeeds, the group's transaction was lost (undo the probe). */
-  private transactionStillOpen(): Promise<boolean> {
-    return this.writer.run('BEGIN').then(
-      () => this.writer.run('ROLLBACK').then(() => false, () => false),
-      () => true,
-    );
   }
 
   /**
