@@ -4,12 +4,14 @@ import { randomPoolBytes } from './ids.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+export type SignedHeaders = { 'Corbel-Timestamp': string; 'Corbel-Nonce': string; 'Corbel-Signature': string; 'Corbel-Key-Id': string };
+
 /** The gateway's own RSA key: it signs every API response and every webhook. */
 export interface GatewaySigner {
   keyId: string;
   publicKeyPem: string;
   /** Returns the Corbel-Timestamp/Nonce/Signature headers for a body. */
-  signHeaders(body: string): Promise<{ 'Corbel-Timestamp': string; 'Corbel-Nonce': string; 'Corbel-Signature': string; 'Corbel-Key-Id': string }>;
+  signHeaders(body: string): Promise<SignedHeaders>;
 }
 
 export function gatewaySignedString(timestamp: string, nonce: string, body: string): string {

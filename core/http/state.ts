@@ -1,5 +1,6 @@
 import type { ParameterizedContext, Next } from 'koa';
 import type { ConfigSnapshot } from '../kernel/snapshot.js';
+import type { SignedHeaders } from '../crypto/gateway-keys.js';
 import type { Caller } from '../payments/service.js';
 
 /** Everything one request carries, typed once. */
@@ -10,6 +11,8 @@ export interface CorbelState {
   rawBody: Buffer;
   rawText: string;
   caller?: Caller;
+  /** A response body signed ahead, while the write it reports was committing; used only if the body sent is this one. */
+  presigned?: { body: string; headers: Promise<SignedHeaders> };
 }
 
 export type CorbelContext = ParameterizedContext<CorbelState, { params: Record<string, string> }>;

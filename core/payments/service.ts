@@ -69,7 +69,12 @@ export class PaymentService {
 
   // ---------------------------------------------------------------- create
 
-  async create(snapshot: ConfigSnapshot, caller: Caller, input: CreatePaymentInput): Promise<PaymentRecord> {
+  /**
+   * `prepareAnswer`, when given, is called with the payment this call will resolve to if its last write commits, while
+   * that write is still in flight: the caller may prepare its response (sign it), but acknowledges nothing before
+   * this call resolves. It resolves to that very object when the guess held.
+   */
+  async create(snapshot: ConfigSnapshot, caller: Caller, input: CreatePaymentInput, prepareAnswer?: (payment: PaymentRecord) => void): Promise<PaymentRecord> {
     const api = snapshot.config.api;
     if (!snapshot.routing.payMethods.has(input.pay_method)) {
       throw new ApiError('unknown_pay_method', `pay_method ${input.pay_method} is not served by any configured channel`, 'pay_method');
@@ -186,7 +191,7 @@ export class PaymentService {
         if (result.status === 'failed') reservation.release(true);
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
-        return await this.recordCreateOutcome(snapshot, payment, routing, result, snapshot.config.poller.backoff_s);
+        return await this.recordCreateOutcome(snapshot, payment, routing, result, prepareAnswer);
       } catch (err) {
         const latency = Math.round(performance.now() - started);
         const channelError = err instanceof ChannelError ? err : new ChannelError('unknown', (err as Error).message, true);
@@ -224,14 +229,23 @@ export class PaymentService {
     }
   }
 
-  private async recordCreateOutcome(snapshot: ConfigSnapshot, payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, backoffS: readonly number[]): Promise<PaymentRecord> {
-    const stillPending = await this.store.write((w) => this.store.payments.updateIfPending(w, payment.id, {
-      routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: Date.now() + nextCheckDelay(0, backoffS),
-    }, Date.now()));
-    if (stillPending && result.status === 'pending') {
-      // Exactly what the update wrote: no need to read it back.
-      return { ...payment, routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? payment.channelTradeNo, updatedAt: Date.now() };
+  private async recordCreateOutcome(snapshot: ConfigSnapshot, payment: PaymentRecord, routing: RoutingTrace, result: ChannelPaymentResult, prepareAnswer?: (payment: PaymentRecord) => void): Promise<PaymentRecord> {
+    const now = Date.now();
+    const write = this.store.write((w) => this.store.payments.updateIfPending(w, payment.id, {
+      routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? undefined, nextCheckAt: now + nextCheckDelay(0, snapshot.config.poller.backoff_s),
+    }, now));
+    // Exactly what the update writes, if the payment is still pending: no need to read it back.
+    const answer: PaymentRecord = { ...payment, routing, action: result.action ?? null, channelTradeNo: result.channelTradeNo ?? payment.channelTradeNo, updatedAt: now };
+    if (result.status === 'pending' && prepareAnswer) {
+      try {
+        prepareAnswer(answer);
+      } catch (err) {
+        // Only a head start: the write in flight must still be awaited.
+        this.logger.warn({ err, payment_id: payment.id }, 'preparing the answer ahead failed');
+      }
     }
+    const stillPending = await write;
+    if (stillPending && result.status === 'pending') return answer;
     if (!stillPending && result.status === 'pending') {
       // The merchant closed the payment while the channel was creating the order: close that order too.
       const current = (await this.store.payments.get(this.store.reads, payment.id))!;

@@ -250,6 +250,33 @@ routing:
   }
 });
 
+test.serial('a payment closed while its channel creates the order is answered closed, with a signature over that answer', async (t) => {
+  const env = await startGateway(fixtureConfig(`  slow_creator:
+    plugin: fixture
+    sandbox: true
+    config: { secret: fixture-secret-6, delay_ms: 400 }
+routing:
+  rules:
+    - name: slow
+      match: { pay_method: wechat.native }
+      targets: [slow_creator]
+`));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const creating = client.request('POST', '/v1/payments', order('close-during-create', { pay_method: 'wechat.native' }));
+    const id = await waitUntil(async () => (await env.gw.store.payments.getByOutTradeNo(env.gw.store.reads, client.creds.appId, 'close-during-create'))?.id);
+    t.is((await client.request('POST', `/v1/payments/${id}/close`)).json.status, 'closed');
+    // The create had signed its expected answer (pending) ahead; what it sends is the closed payment, signed anew.
+    const created = await creating;
+    t.is(created.status, 201);
+    t.is(created.json.status, 'closed');
+    t.true(created.signatureValid);
+    t.is((await client.request('GET', `/v1/payments/${id}`)).json.status, 'closed');
+  } finally {
+    await env.close();
+  }
+});
+
 test.serial('a refund the channel confirms after reporting it failed is recorded, with an alert', async (t) => {
   const env = await startGateway(fixtureConfig().replace('secret: fixture-secret-1', 'secret: fixture-secret-1\n      refund_behaviour: fail'));
   try {

@@ -6,6 +6,19 @@ import { Store } from '../../core/store/index.js';
 import { SqliteDatabase } from '../../core/store/sqlite.js';
 import { mergedStatement, mergeShape } from '../../core/store/statement-merge.js';
 
+/** A fresh database file with table t (id, v, status), closed and removed after fn. */
+async function withTable(fn: (db: SqliteDatabase) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'corbel-store-'));
+  const db = await SqliteDatabase.open(join(dir, 'x.db'));
+  try {
+    await db.exec("CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending')");
+    await fn(db);
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('group commit: each queued write succeeds or fails alone, even when a failure rolls back the whole transaction', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'corbel-store-'));
   const db = await SqliteDatabase.open(join(dir, 'x.db'));
@@ -151,11 +164,8 @@ test('the migrated schema has no trigger that could leave a merged write half do
   }
 });
 
-test('a group commits its single-statement writes in autocommit mode, one statement per text, and its transactions under one BEGIN … COMMIT', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'corbel-store-'));
-  const db = await SqliteDatabase.open(join(dir, 'x.db'));
-  try {
-    await db.exec("CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending')");
+test('a group commits its single-statement writes in autocommit mode, one statement per text, and its transactions under one BEGIN … COMMIT', (t) =>
+  withTable(async (db) => {
     await db.exec('CREATE TABLE u (id TEXT PRIMARY KEY)');
     await Promise.all(['a', 'b', 'c'].map((id) => db.write((w) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', [id, 0]))));
     const insert = (id: string) => db.write((w) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', [id, 1]));
@@ -168,11 +178,15 @@ test('a group commits its single-statement writes in autocommit mode, one statem
     // Held behind a write in progress, so that the rest queue up as one group: inserts and updates interleaved, two
     // writes to one row, and two transactions of which one fails half way.
     let release!: () => void;
+    let started!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    const running = new Promise<void>((resolve) => (started = resolve));
     const blocker = db.transaction(async (tx) => {
+      started();
       await gate;
       await tx.run("UPDATE t SET status = 'seen' WHERE id = 'a'");
     });
+    await running;
     const queued = [insert('d'), update('a', 10), insert('e'), update('b', 20), update('a', 11), insert('f'), pair('x'), pair('d')];
     await new Promise((resolve) => setImmediate(resolve));
     const before = db.writerStatements;
@@ -199,8 +213,28 @@ test('a group commits its single-statement writes in autocommit mode, one statem
     t.is(bad.status, 'rejected');
     t.is(good.status, 'fulfilled');
     t.deepEqual((await db.reads.all<{ id: string }>("SELECT id FROM u WHERE id = 'y1'")).length, 0);
-  } finally {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
+
+test('batches of single-statement writes overlap on the writer without reordering one row or landing inside a transaction', (t) =>
+  withTable(async (db) => {
+    await db.write((w) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', ['row', 0]));
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = 1; i <= 60; i++) {
+      // One row written again and again, one new row each time, and now and then a transaction that fails half way:
+      // queued a few per tick, so that batches form while earlier ones are still committing.
+      writes.push(db.write((w) => w.run('UPDATE t SET v = ? WHERE id = ?', [i, 'row'])));
+      writes.push(db.write((w) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', [`n${i}`, i])));
+      if (i % 10 === 0) {
+        writes.push(db.transaction(async (tx) => {
+          await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', [`tx${i}`, i]);
+          await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['row', i]);
+        }).then(() => 'committed', () => 'rolled back'));
+      }
+      if (i % 3 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const outcomes = await Promise.all(writes);
+    t.deepEqual(outcomes.filter((o) => typeof o === 'string'), Array(6).fill('rolled back'));
+    t.is((await db.reads.get<{ v: number }>("SELECT v FROM t WHERE id = 'row'"))!.v, 60, 'the last write to the row is the one that stays');
+    t.is((await db.reads.get<{ n: number }>("SELECT COUNT(*) AS n FROM t WHERE id LIKE 'n%'"))!.n, 60);
+    t.is((await db.reads.get<{ n: number }>("SELECT COUNT(*) AS n FROM t WHERE id LIKE 'tx%'"))!.n, 0, 'nothing of a rolled-back transaction stays');
+  }));

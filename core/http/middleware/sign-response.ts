@@ -1,7 +1,10 @@
 import type { GatewaySigner } from '../../crypto/gateway-keys.js';
-import type { CorbelMiddleware } from '../state.js';
+import type { CorbelContext, CorbelMiddleware } from '../state.js';
 
-/** Serialises the JSON body once and signs it with the gateway key (Corbel-Timestamp/Nonce/Signature). */
+/**
+ * Serialises the JSON body once and signs it with the gateway key (Corbel-Timestamp/Nonce/Signature), or takes the
+ * signature a route made ahead for exactly this body (presign).
+ */
 export function signResponse(signer: GatewaySigner): CorbelMiddleware {
   return async (ctx, next) => {
     await next();
@@ -15,7 +18,22 @@ export function signResponse(signer: GatewaySigner): CorbelMiddleware {
       ctx.type = 'application/json';
       ctx.status = status;
     }
-    const headers = await signer.signHeaders(body as string);
+    const presigned = ctx.state.presigned;
+    const headers = await (presigned && presigned.body === body ? presigned.headers : signer.signHeaders(body as string));
     for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
   };
+}
+
+/**
+ * Signs a body ahead of time, while the write it reports is still committing, so the signature and the commit overlap.
+ * Returns the body, to be sent only once that write has committed; a route that ends up sending another body just
+ * gets it signed as usual.
+ */
+export function presign(ctx: CorbelContext, signer: GatewaySigner, payload: unknown): string {
+  const body = JSON.stringify(payload);
+  const headers = signer.signHeaders(body);
+  // Unused when the guess fails: its failure must not become an unhandled rejection.
+  headers.catch(() => undefined);
+  ctx.state.presigned = { body, headers };
+  return body;
 }

@@ -2,6 +2,8 @@ import { Router } from '@koa/router';
 import { ApiError } from '../../errors.js';
 import { paymentToApi, refundToApi } from '../../payments/present.js';
 import { jsonBody } from '../middleware/body.js';
+import { presign } from '../middleware/sign-response.js';
+import type { PaymentRecord } from '../../payments/types.js';
 import { merchantAuth } from '../middleware/merchant-auth.js';
 import { idempotency } from '../middleware/idempotency.js';
 import { createPaymentSchema, createRefundSchema, parseInput } from '../schemas.js';
@@ -22,9 +24,12 @@ export function v1Router(s: HttpServices): Router<CorbelState> {
 
   router.post('/payments', async (ctx) => {
     const input = parseInput(createPaymentSchema, jsonBody(ctx));
-    const payment = await s.payments.create(ctx.state.snapshot, caller(ctx), input);
+    let guess: { payment: PaymentRecord; body: string } | undefined;
+    const payment = await s.payments.create(ctx.state.snapshot, caller(ctx), input, (answer) => {
+      guess = { payment: answer, body: presign(ctx, s.signer, paymentToApi(answer)) };
+    });
     ctx.status = 201;
-    ctx.body = paymentToApi(payment);
+    ctx.body = payment === guess?.payment ? guess.body : paymentToApi(payment);
   });
 
   router.get('/payments', async (ctx) => {
