@@ -11,7 +11,7 @@ import { verifyLedger } from '../core/ledger/verify.js';
 import { appToApi, merchantToApi } from '../core/payments/present.js';
 import { ApiError } from '../core/errors.js';
 import { Gateway, readSimulatorCredentials } from '../core/kernel/gateway.js';
-import { buildSnapshot } from '../core/kernel/snapshot.js';
+import { buildSnapshot, unservedAccounts, type AccountEntry, type ConfigSnapshot } from '../core/kernel/snapshot.js';
 import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
 import { Metrics } from '../core/ops/metrics.js';
@@ -86,15 +86,33 @@ config.command('check').description('validate the config file and load every plu
       process.exitCode = 1;
       return;
     }
-    const logger = createLogger('silent');
-    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
-    const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
+    const snapshot = await inspectSnapshot(src);
     await snapshot.dispose();
-    print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems }, () =>
-      problems.length ? `config ${src.path}: plugin problems:\n  ${problems.join('\n  ')}` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`);
+    const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
+    const warnings = describedOnly(snapshot.accounts.values());
+    print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems, warnings }, () => [
+      problems.length ? `config ${src.path}: plugin problems:\n  ${problems.join('\n  ')}` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`,
+      ...warnings.map((w) => `note: ${w}`),
+    ].join('\n'));
     if (problems.length) process.exitCode = 1;
   });
 
+/**
+ * The config's snapshot, built to be inspected and never served: a sandbox account whose simulator has issued no
+ * credentials yet (a fresh data dir: `corbel serve` starts the simulators) is described from its plugin's manifest
+ * rather than failing, so checking and explaining work before the gateway has ever run.
+ */
+function inspectSnapshot(src: LoadedConfig): Promise<ConfigSnapshot> {
+  return buildSnapshot(0, src, {
+    logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost',
+    simulators: readSimulatorCredentials(src), routingState: new RoutingState(), describeWithoutSimulator: true,
+  });
+}
+
+/** `channels.<name>: …` for each account described from its manifest instead of instantiated. */
+function describedOnly(accounts: Iterable<AccountEntry>): string[] {
+  return [...accounts].filter((a) => a.describedOnly).map((a) => `channels.${a.name}: ${a.describedOnly}`);
+}
 
 const route = program.command('route').description('the routing table');
 route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
@@ -104,18 +122,23 @@ route.command('explain').description('which rule matches a payment, the accounts
   .option('--json')
   .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata: string[]; json?: boolean }) => {
     const src = source();
-    const snapshot = await buildSnapshot(0, src, { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
+    const snapshot = await inspectSnapshot(src);
     try {
       const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing');
       if (routingProblems.length) throw new ConfigError(routingProblems.map((p) => p.reason));
+      const unserved = unservedAccounts(snapshot.accounts);
       const q = inFlagTerms(() => {
         // The same checks as GET /admin/routing/explain, so the CLI and the API accept and refuse the same requests.
         const parsed = parseInput(explainQuerySchema, { pay_method: opts.payMethod, amount: opts.amount, currency: opts.currency, merchant: opts.merchant, app: opts.app, client_ip: opts.clientIp, metadata: opts.metadata });
-        checkExplainRequest(snapshot.routing, src.config.api, parsed);
+        checkExplainRequest(snapshot.routing, src.config.api, parsed, unserved);
         return parsed;
       });
       const merchantRecord = q.merchant ? await findMerchant(src, q.merchant) : undefined;
-      const explained = explainRoute(snapshot.routing, explainInput(q, merchantRecord?.merchant, merchantRecord?.bindings ?? []), { merchantFound: !q.merchant || merchantRecord !== undefined });
+      const explained = explainRoute(snapshot.routing, explainInput(q, merchantRecord?.merchant, merchantRecord?.bindings ?? []), {
+        merchantFound: !q.merchant || merchantRecord !== undefined, unserved: new Map(unserved.map((a) => [a.name, a])),
+      });
+      const targets = new Set(explained.targets.map((t) => t.account));
+      explained.warnings.push(...describedOnly([...snapshot.accounts.values()].filter((a) => targets.has(a.name))));
       print(opts.json, explained, () => [
         explained.summary,
         ...explained.targets.map((t) => `  ${t.usable ? '✓' : '✗'} ${t.account}: ${t.reason}${t.cost !== undefined ? `, cost ${t.cost}` : ''}${t.weight !== undefined ? `, weight ${t.weight}` : ''}${t.success_rate !== undefined ? `, success ${t.success_rate ?? 'n/a'}` : ''}`),

@@ -1,0 +1,132 @@
+// `corbel config check` and `corbel route explain`: real CLI processes against real config files and data dirs,
+// starting with the shipped default config on a fresh checkout (no data dir, simulators never run).
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BROKEN_PLUGIN } from '../helpers/gateway.js';
+
+const exec = promisify(execFile);
+const ROOT = process.cwd();
+const CLI = join(ROOT, 'bin/corbel');
+const DEFAULT_CONFIG = join(ROOT, 'config/corbel.yaml');
+
+/** The environment without any CORBEL_* setting, as on a machine that has only cloned the repo. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CORBEL')));
+}
+
+async function corbel(cwd: string, args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { cwd, env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function tempDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'corbel-inspect-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('default config, fresh data dir: route explain prints the rule, the accounts in order and why; config check passes; nothing is written', async (t) => {
+  const empty = tempDir(t);
+  const explain = await corbel(empty, ['-c', DEFAULT_CONFIG, 'route', 'explain', '--pay-method', 'wechat.native', '--amount', '1200', '--merchant', 'm_1']);
+  t.is(explain.code, 0, explain.stderr);
+  const lines = explain.stdout.split('\n');
+  t.is(lines[0], 'rule 0 "wechat" matched (priority); try wechat_sandbox');
+  t.is(lines[1], '  ✓ wechat_sandbox: usable');
+  t.is(lines[2], '  ✗ wechat_sp_sandbox: service-provider account: the merchant is not bound to it');
+  t.regex(explain.stdout, /note: merchant m_1 is not in the store/);
+  t.regex(explain.stdout, /note: channels\.wechat_sandbox: pay methods from the wechatpay plugin's manifest; not instantiated: its credentials come from the wechatpay simulator, which `corbel serve` starts/);
+
+  const json = await corbel(empty, ['-c', DEFAULT_CONFIG, 'route', 'explain', '--pay-method', 'alipay.qr', '--amount', '1200', '--json']);
+  t.is(json.code, 0, json.stderr);
+  const out = JSON.parse(json.stdout);
+  t.like(out.rule, { index: 1, name: 'alipay', strategy: 'priority' });
+  t.deepEqual(out.order, ['alipay_sandbox']);
+  t.like(out.targets[0], { account: 'alipay_sandbox', usable: true, reason: 'usable' });
+
+  const check = await corbel(empty, ['-c', DEFAULT_CONFIG, 'config', 'check']);
+  t.is(check.code, 0, check.stdout + check.stderr);
+  t.regex(check.stdout, /^config .*corbel\.yaml is valid: 5 channel account\(s\), 0 capability\(ies\)\n/);
+  t.notRegex(check.stdout + check.stderr, /simulator is not running/);
+  const checked = JSON.parse((await corbel(empty, ['-c', DEFAULT_CONFIG, 'config', 'check', '--json'])).stdout);
+  t.true(checked.ok);
+  t.deepEqual(checked.problems, []);
+  t.deepEqual(checked.warnings.map((w: string) => w.split(':')[0]), ['channels.wechat_sandbox', 'channels.wechat_sp_sandbox', 'channels.alipay_sandbox', 'channels.unionpay_sandbox', 'channels.bank_sandbox']);
+  t.deepEqual(readdirSync(empty), [], 'inspecting the config creates no data dir');
+});
+
+test('the default config from the repository root, as on a fresh clone: `corbel route explain` with the issue\'s exact arguments', async (t) => {
+  // The checkout has no data dir of its own here (it is git-ignored): point it at a fresh one as a clone would have.
+  const data = tempDir(t);
+  const env = { ...cleanEnv(), CORBEL_DATA_DIR: join(data, 'data') };
+  const r = await corbel(ROOT, ['route', 'explain', '--pay-method', 'wechat.native', '--amount', '1200', '--merchant', 'm_1'], env);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^rule 0 "wechat" matched \(priority\); try wechat_sandbox\n/);
+  t.deepEqual(readdirSync(data), []);
+});
+
+test('a pay method served only by accounts that failed to load for a real reason: explain says so and names them; config check reports them, not the unstarted simulator', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'corbel.yaml'), `mode: sandbox
+simulators: { enabled: true }
+plugins: { broken: ${BROKEN_PLUGIN} }
+channels:
+  wechat_typo:
+    plugin: wechatpay
+    simulator: true          # not a sandbox account: a real error
+  alipay_sandbox: { plugin: alipay, sandbox: true, simulator: true }
+  alipay_bad:
+    plugin: alipay
+    sandbox: true
+    simulator: true
+    config: { seller_id: "123", colour: blue }
+  broken_acct: { plugin: broken, config: { reason: "key file unreadable" } }
+`);
+  const args = ['-c', join(dir, 'corbel.yaml')];
+  const env = { ...cleanEnv(), CORBEL_DATA_DIR: join(dir, 'data') };
+  const wechat = await corbel(dir, [...args, 'route', 'explain', '--pay-method', 'wechat.native', '--amount', '5'], env);
+  t.is(wechat.code, 1);
+  t.is(wechat.stderr.trim(), '--pay-method: wechat.native is served only by channel accounts that are not serving: wechat_typo (simulator: only sandbox accounts may use a simulator)');
+  const broken = await corbel(dir, [...args, 'route', 'explain', '--pay-method', 'broken.qr', '--amount', '5'], env);
+  t.is(broken.code, 1);
+  t.is(broken.stderr.trim(), '--pay-method: broken.qr is served only by channel accounts that are not serving: broken_acct (key file unreadable)');
+  const unknown = await corbel(dir, [...args, 'route', 'explain', '--pay-method', 'bank.b2c', '--amount', '5'], env);
+  t.is(unknown.stderr.trim(), '--pay-method: no configured channel serves bank.b2c');
+  const alipay = await corbel(dir, [...args, 'route', 'explain', '--pay-method', 'alipay.qr', '--amount', '5', '--json'], env);
+  t.is(alipay.code, 0, alipay.stderr);
+  const explained = JSON.parse(alipay.stdout);
+  t.deepEqual(explained.order, ['alipay_sandbox']);
+  t.deepEqual(explained.targets.map((x: { account: string; reason: string }) => [x.account, x.reason]), [
+    ['wechat_typo', 'does not serve this pay method'],
+    ['alipay_sandbox', 'usable'],
+    ['alipay_bad', "not serving: channels.alipay_bad.config.seller_id: a seller_id is 16 digits starting with 2088; channels.alipay_bad.config: Unrecognized key(s) in object: 'colour'"],
+    ['broken_acct', 'does not serve this pay method'],
+  ], 'no rule matched: every account serving the pay method, each failed one with its reason');
+
+  const check = await corbel(dir, [...args, 'config', 'check', '--json'], env);
+  t.is(check.code, 1);
+  const checked = JSON.parse(check.stdout);
+  t.false(checked.ok);
+  t.deepEqual(checked.problems, [
+    'channels.wechat_typo: simulator: only sandbox accounts may use a simulator',
+    "channels.alipay_bad: channels.alipay_bad.config.seller_id: a seller_id is 16 digits starting with 2088; channels.alipay_bad.config: Unrecognized key(s) in object: 'colour'",
+    'channels.broken_acct: key file unreadable',
+  ]);
+  t.deepEqual(checked.warnings, [`channels.alipay_sandbox: pay methods from the alipay plugin's manifest; not instantiated: its credentials come from the alipay simulator, which \`corbel serve\` starts (simulators.enabled: true)`]);
+});
+
+test('simulators disabled and never run: config check passes with a note to start the simulator first', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'corbel.yaml'), 'mode: sandbox\nchannels:\n  bank_sandbox: { plugin: bank, sandbox: true, simulator: true }\n');
+  const check = await corbel(dir, ['-c', join(dir, 'corbel.yaml'), 'config', 'check'], { ...cleanEnv(), CORBEL_DATA_DIR: join(dir, 'data') });
+  t.is(check.code, 0, check.stdout + check.stderr);
+  t.true(check.stdout.includes(`note: channels.bank_sandbox: pay methods from the bank plugin's manifest; not instantiated: no credentials from the bank simulator yet (${join(dir, 'data', 'simulators', 'bank', 'credentials.json')}); run \`corbel simulate bank\` before \`corbel serve\`, or set simulators.enabled: true`), check.stdout);
+});
