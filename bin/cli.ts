@@ -10,14 +10,15 @@ import { MerchantService, type MerchantAction } from '../core/merchants/service.
 import { verifyLedger } from '../core/ledger/verify.js';
 import { appToApi, merchantToApi } from '../core/payments/present.js';
 import { ApiError } from '../core/errors.js';
-import { Gateway, readSimulatorCredentials } from '../core/kernel/gateway.js';
+import { Gateway, readSimulatorCredentials, seedDailyUsage } from '../core/kernel/gateway.js';
 import { buildSnapshot, unservedAccounts, type AccountEntry, type ConfigSnapshot } from '../core/kernel/snapshot.js';
 import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
 import { Metrics } from '../core/ops/metrics.js';
 import { RoutingState } from '../core/routing/state.js';
 import { checkExplainRequest, explainInput, explainRoute } from '../core/routing/explain.js';
-import { explainQuerySchema, parseInput } from '../core/http/schemas.js';
+import { explainQuerySchema, parseInput, type ExplainQuery } from '../core/http/schemas.js';
+import type { CompiledRouting } from '../core/routing/engine.js';
 import type { ChannelPlugin } from '../core/contract/channel.js';
 
 const program = new Command();
@@ -133,16 +134,18 @@ route.command('explain').description('which rule matches a payment, the accounts
         checkExplainRequest(snapshot.routing, src.config.api, parsed, unserved);
         return parsed;
       });
-      const merchantRecord = q.merchant ? await findMerchant(src, q.merchant) : undefined;
-      const explained = explainRoute(snapshot.routing, explainInput(q, merchantRecord?.merchant, merchantRecord?.bindings ?? []), {
-        merchantFound: !q.merchant || merchantRecord !== undefined, unserved: new Map(unserved.map((a) => [a.name, a])),
+      const facts = await storeFacts(src, snapshot.routing, q.merchant);
+      const explained = explainRoute(snapshot.routing, explainInput(q, facts.merchant, facts.bindings), {
+        merchantFound: !q.merchant || facts.merchant !== undefined, unserved: new Map(unserved.map((a) => [a.name, a])),
       });
       const targets = new Set(explained.targets.map((t) => t.account));
       explained.warnings.push(...describedOnly([...snapshot.accounts.values()].filter((a) => targets.has(a.name))));
-      print(opts.json, explained, () => [
+      const state = offlineState(q, opts.currency !== 'CNY', facts.usageCounted ? 'counted from the store' : `not counted (no store at ${storePath(src)})`);
+      print(opts.json, { ...explained, state }, () => [
         explained.summary,
         ...explained.targets.map((t) => `  ${t.usable ? '✓' : '✗'} ${t.account}: ${t.reason}${t.cost !== undefined ? `, cost ${t.cost}` : ''}${t.weight !== undefined ? `, weight ${t.weight}` : ''}${t.success_rate !== undefined ? `, success ${t.success_rate ?? 'n/a'}` : ''}`),
         ...explained.warnings.map((w) => `note: ${w}`),
+        `note: ${state.note}`,
       ].join('\n'));
     } finally {
       await snapshot.dispose();
@@ -160,14 +163,41 @@ function inFlagTerms<T>(check: () => T): T {
   }
 }
 
-/** The merchant's record and bindings, or undefined when the store lacks it; a missing store is not created just to look. */
-async function findMerchant(src: LoadedConfig, id: string): Promise<{ merchant: { tags: string[] }; bindings: string[] } | undefined> {
-  if (!existsSync(join(src.dataDir, src.config.store.path))) return undefined;
+function storePath(src: LoadedConfig): string {
+  return join(src.dataDir, src.config.store.path);
+}
+
+/**
+ * What the store knows, when there is one (a missing store is not created just to look): the merchant's record and
+ * bindings (none when it lacks the merchant), and today's usage of each account, seeded into the explanation's
+ * routing state as the gateway does at start, so daily limits are judged as a payment now would be.
+ */
+async function storeFacts(src: LoadedConfig, routing: CompiledRouting, merchantId: string | undefined): Promise<{ merchant?: { tags: string[] }; bindings: string[]; usageCounted: boolean }> {
+  if (!existsSync(storePath(src))) return { bindings: [], usageCounted: false };
   return withStore(async (store) => {
-    const merchant = await store.merchants.get(store.reads, id);
-    if (!merchant) return undefined;
-    return { merchant, bindings: (await store.merchants.listBindings(store.reads, id)).map((b) => b.account) };
+    await seedDailyUsage(store, routing, (name) => routing.accounts[routing.accountIndex.get(name) ?? -1]?.state);
+    const merchant = merchantId ? await store.merchants.get(store.reads, merchantId) : undefined;
+    if (!merchant) return { bindings: [], usageCounted: true };
+    return { merchant, bindings: (await store.merchants.listBindings(store.reads, merchant.id)).map((b) => b.account), usageCounted: true };
   });
+}
+
+/**
+ * The CLI explains from the config and the store alone: this process has seen no channel call, so every breaker is
+ * closed and there are no success rates. Says so, and where the running gateway answers with its live state.
+ */
+function offlineState(q: ExplainQuery, withCurrency: boolean, dailyUsage: string): { live: false; daily_usage: string; live_endpoint: string; note: string } {
+  const query = new URLSearchParams({ pay_method: q.pay_method, amount: String(q.amount) });
+  if (withCurrency) query.set('currency', q.currency);
+  if (q.merchant) query.set('merchant', q.merchant);
+  if (q.app) query.set('app', q.app);
+  if (q.client_ip) query.set('client_ip', q.client_ip);
+  for (const [key, value] of Object.entries(q.metadata)) query.append('metadata', `${key}=${value}`);
+  const endpoint = `GET /admin/routing/explain?${query.toString()}`;
+  return {
+    live: false, daily_usage: dailyUsage, live_endpoint: endpoint,
+    note: `explained offline: breakers shown closed and no success rates (this process saw no channel calls), daily usage ${dailyUsage}; the running gateway's live state: ${endpoint} (admin token)`,
+  };
 }
 
 const merchant = program.command('merchant').description('merchants: onboarding and review');

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BROKEN_PLUGIN } from '../helpers/gateway.js';
+import { BROKEN_PLUGIN, MerchantClient, activeMerchant, admin, fixtureConfig, startGateway } from '../helpers/gateway.js';
 
 const exec = promisify(execFile);
 const ROOT = process.cwd();
@@ -129,4 +129,38 @@ test('simulators disabled and never run: config check passes with a note to star
   const check = await corbel(dir, ['-c', join(dir, 'corbel.yaml'), 'config', 'check'], { ...cleanEnv(), CORBEL_DATA_DIR: join(dir, 'data') });
   t.is(check.code, 0, check.stdout + check.stderr);
   t.true(check.stdout.includes(`note: channels.bank_sandbox: pay methods from the bank plugin's manifest; not instantiated: no credentials from the bank simulator yet (${join(dir, 'data', 'simulators', 'bank', 'credentials.json')}); run \`corbel simulate bank\` before \`corbel serve\`, or set simulators.enabled: true`), check.stdout);
+});
+
+test('explain says in one line (and a --json field) that its state is offline, points at the live endpoint, and counts daily usage from the store', async (t) => {
+  const env = await startGateway(fixtureConfig(`  single:
+    plugin: fixture
+    sandbox: true
+    limits: { daily_count: 1 }
+    config: { secret: single-secret-1 }
+routing:
+  rules:
+    - name: single_first
+      match: { pay_method: alipay.qr }
+      targets: [single, fixture_main]
+`));
+  t.teardown(() => env.close());
+  const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+  const paid = await client.request('POST', '/v1/payments', { out_trade_no: 'limit-1', amount: 100, pay_method: 'alipay.qr' });
+  t.is(paid.json.channel_account, 'single', JSON.stringify(paid.json));
+
+  const cli = (args: string[]) => corbel(env.dir, ['-c', env.configPath, 'route', 'explain', '--pay-method', 'alipay.qr', '--amount', '100', ...args], { ...cleanEnv(), CORBEL_DATA_DIR: join(env.dir, 'data') });
+  const human = await cli(['--merchant', 'mch_x']);
+  t.is(human.code, 0, human.stderr);
+  t.regex(human.stdout, /^rule 0 "single_first" matched \(priority\); try fixture_main\n {2}✗ single: daily count limit reached\n/, 'today\'s payment on single is counted from the store');
+  const notes = human.stdout.split('\n').filter((l) => l.startsWith('note: explained offline'));
+  t.deepEqual(notes, ['note: explained offline: breakers shown closed and no success rates (this process saw no channel calls), daily usage counted from the store; the running gateway\'s live state: GET /admin/routing/explain?pay_method=alipay.qr&amount=100&merchant=mch_x (admin token)']);
+
+  const json = JSON.parse((await cli(['--metadata', 'campaign=a=b', '--json'])).stdout);
+  t.like(json.state, { live: false, daily_usage: 'counted from the store', live_endpoint: 'GET /admin/routing/explain?pay_method=alipay.qr&amount=100&metadata=campaign%3Da%3Db' });
+  t.deepEqual(json.order, ['fixture_main']);
+  // The endpoint it names is the real one, and answers the same request with the gateway's live state.
+  const live = await admin(env.gw, 'GET', json.state.live_endpoint.slice('GET '.length));
+  t.is(live.status, 200, JSON.stringify(live.json));
+  t.deepEqual(live.json.order, ['fixture_main']);
+  t.deepEqual(live.json.input.metadata, { campaign: 'a=b' });
 });
