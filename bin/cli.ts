@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig, type LoadedConfig } from '../core/config/load.js';
 import { Store } from '../core/store/index.js';
 import { migrate } from '../core/store/migrations.js';
@@ -21,9 +21,19 @@ import { explainQuerySchema, parseInput, type ExplainQuery } from '../core/http/
 import type { CompiledRouting } from '../core/routing/engine.js';
 import type { ChannelPlugin } from '../core/contract/channel.js';
 
+/**
+ * With --json, whatever goes wrong is printed to stdout as one JSON object, `{"error":{"code","message",…}}`, and the
+ * exit status stays non-zero: a script reading the output gets JSON either way. Commander's own usage errors included,
+ * so it is read from the arguments rather than from a command's parsed options.
+ */
+const wantsJson = process.argv.slice(2).includes('--json');
+
 const program = new Command();
 program.name('corbel').description('Corbel: a self-hosted, plugin-based aggregated payment gateway').version('0.1.0')
-  .option('-c, --config <path>', 'config file (env CORBEL_CONFIG)', defaultConfigPath());
+  .option('-c, --config <path>', 'config file (env CORBEL_CONFIG)', defaultConfigPath())
+  // Inherited by every command defined below: usage errors are thrown to the handler at the end, not exited on.
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => { if (!wantsJson) write(text); } });
 
 function source(): LoadedConfig {
   return loadConfig(program.opts<{ config: string }>().config);
@@ -159,7 +169,16 @@ function inFlagTerms<T>(check: () => T): T {
   } catch (err) {
     if (!(err instanceof ApiError) || !err.param) throw err;
     const message = err.message.startsWith(`${err.param}: `) ? err.message.slice(err.param.length + 2) : err.message;
-    throw new Error(`--${err.param.replace(/_/g, '-')}: ${message}`);
+    const option = `--${err.param.replace(/_/g, '-')}`;
+    throw new FlagError(err.code, `${option}: ${message}`, err.param, option);
+  }
+}
+
+/** A refused flag value, worded as the flag; keeps the API's error code and parameter for --json. */
+class FlagError extends Error {
+  constructor(readonly code: string, message: string, readonly param: string, readonly option: string) {
+    super(message);
+    this.name = 'FlagError';
   }
 }
 
@@ -258,9 +277,22 @@ program.command('simulate <channel>').description('run one channel simulator on 
     process.on('SIGTERM', () => void sim.close().then(() => process.exit(0)));
   });
 
+/** An error as the JSON object --json prints. */
+function errorJson(err: unknown): { error: Record<string, unknown> } {
+  if (err instanceof FlagError) return { error: { code: err.code, message: err.message, param: err.param, option: err.option } };
+  if (err instanceof ConfigError) return { error: { code: 'config_invalid', message: 'invalid config', problems: err.problems } };
+  if (err instanceof ApiError) return { error: { code: err.code, message: err.message, param: err.param ?? null } };
+  if (err instanceof CommanderError) return { error: { code: 'invalid_usage', message: err.message.replace(/^error: /, '') } };
+  return { error: { code: 'command_failed', message: err instanceof Error ? err.message : String(err) } };
+}
+
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError) console.error(err.message);
+  // --help and --version end here too (exitOverride), successfully.
+  if (err instanceof CommanderError && err.exitCode === 0) process.exit(0);
+  if (wantsJson) console.log(JSON.stringify(errorJson(err), null, 2));
+  else if (err instanceof CommanderError) { /* commander has printed it */ }
+  else if (err instanceof ConfigError) console.error(err.message);
   else if (err instanceof ApiError) console.error(`${err.code}: ${err.message}`);
   else console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
+  process.exit(err instanceof CommanderError ? err.exitCode : 1);
 });

@@ -164,3 +164,42 @@ routing:
   t.deepEqual(live.json.order, ['fixture_main']);
   t.deepEqual(live.json.input.metadata, { campaign: 'a=b' });
 });
+
+test('--json: route explain and config check print their errors as one JSON object on stdout, with a non-zero exit', async (t) => {
+  const dir = tempDir(t);
+  const env = { ...cleanEnv(), CORBEL_DATA_DIR: join(dir, 'data') };
+  const explain = (config: string, args: string[]) => corbel(dir, ['-c', config, 'route', 'explain', ...args, '--json'], env);
+  const json = (r: { stdout: string }) => JSON.parse(r.stdout) as { error: Record<string, unknown> };
+
+  const unknown = await explain(DEFAULT_CONFIG, ['--pay-method', 'bank.nope', '--amount', '5']);
+  t.is(unknown.code, 1);
+  t.is(unknown.stderr, '');
+  t.deepEqual(json(unknown), { error: { code: 'unknown_pay_method', message: '--pay-method: no configured channel serves bank.nope', param: 'pay_method', option: '--pay-method' } });
+  const amount = await explain(DEFAULT_CONFIG, ['--pay-method', 'bank.b2c', '--amount', '1e3']);
+  t.is(amount.code, 1);
+  t.like(json(amount).error, { code: 'invalid_request', param: 'amount', option: '--amount', message: '--amount: must be a positive integer of minor units (fen), digits only' });
+  const missing = await explain(DEFAULT_CONFIG, ['--pay-method', 'bank.b2c']);
+  t.is(missing.code, 1);
+  t.is(missing.stderr, '', 'commander does not print its own text either');
+  t.deepEqual(json(missing), { error: { code: 'invalid_usage', message: "required option '--amount <fen>' not specified" } });
+
+  writeFileSync(join(dir, 'routing.yaml'), 'channels:\n  bank_sandbox: { plugin: bank, sandbox: true, simulator: true }\nrouting:\n  rules:\n    - { name: to_nowhere, match: { pay_method: "bank.*" }, targets: [bank_sandbox, bank_gone] }\n');
+  const routing = await explain(join(dir, 'routing.yaml'), ['--pay-method', 'bank.b2c', '--amount', '5']);
+  t.is(routing.code, 1);
+  t.deepEqual(json(routing), { error: { code: 'config_invalid', message: 'invalid config', problems: ['routing.rules.0 (to_nowhere).targets.1: no channel account named bank_gone'] } });
+  const noFile = await explain(join(dir, 'absent.yaml'), ['--pay-method', 'bank.b2c', '--amount', '5']);
+  t.is(noFile.code, 1);
+  t.like(json(noFile).error, { code: 'config_invalid' });
+
+  const check = await corbel(dir, ['-c', join(dir, 'routing.yaml'), 'config', 'check', '--json'], env);
+  t.is(check.code, 1);
+  t.is(check.stderr, '');
+  t.like(JSON.parse(check.stdout), { ok: false, problems: ['routing: routing.rules.0 (to_nowhere).targets.1: no channel account named bank_gone'] });
+  const usage = await corbel(dir, ['config', 'check', '--json', '--strict'], env);
+  t.is(usage.code, 1);
+  t.deepEqual(JSON.parse(usage.stdout), { error: { code: 'invalid_usage', message: "unknown option '--strict'" } });
+  const plain = await corbel(dir, ['-c', DEFAULT_CONFIG, 'route', 'explain', '--pay-method', 'bank.nope', '--amount', '5'], env);
+  t.is(plain.code, 1);
+  t.is(plain.stdout, '');
+  t.is(plain.stderr, '--pay-method: no configured channel serves bank.nope\n', 'without --json, plain text on stderr as before');
+});
