@@ -99,10 +99,16 @@ config.command('check').description('validate the config file and load every plu
     }
     const snapshot = await inspectSnapshot(src);
     await snapshot.dispose();
-    const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
+    // Routing problems name their rule and field themselves (`routing.rules.2 (promo).targets.1: …`).
+    const pluginProblems = snapshot.problems.filter((p) => p.kind !== 'routing').map((p) => `${p.name}: ${p.reason}`);
+    const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing').map((p) => p.reason);
+    const problems = [...pluginProblems, ...routingProblems];
     const warnings = describedOnly(snapshot.accounts.values());
-    print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems, warnings }, () => [
-      problems.length ? `config ${src.path}: plugin problems:\n  ${problems.join('\n  ')}` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`,
+    const report = { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems, plugin_problems: pluginProblems, routing_problems: routingProblems, warnings };
+    print(opts.json, report, () => [
+      problems.length ? `config ${src.path ?? '(defaults)'} is invalid:` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`,
+      ...(pluginProblems.length ? ['plugin problems:', ...pluginProblems.map((p) => `  ${p}`)] : []),
+      ...(routingProblems.length ? ['routing problems:', ...routingProblems.map((p) => `  ${p}`)] : []),
       ...warnings.map((w) => `note: ${w}`),
     ].join('\n'));
     if (problems.length) process.exitCode = 1;

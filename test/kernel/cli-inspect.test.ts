@@ -194,7 +194,7 @@ test('--json: route explain and config check print their errors as one JSON obje
   const check = await corbel(dir, ['-c', join(dir, 'routing.yaml'), 'config', 'check', '--json'], env);
   t.is(check.code, 1);
   t.is(check.stderr, '');
-  t.like(JSON.parse(check.stdout), { ok: false, problems: ['routing: routing.rules.0 (to_nowhere).targets.1: no channel account named bank_gone'] });
+  t.like(JSON.parse(check.stdout), { ok: false, problems: ['routing.rules.0 (to_nowhere).targets.1: no channel account named bank_gone'] });
   const usage = await corbel(dir, ['config', 'check', '--json', '--strict'], env);
   t.is(usage.code, 1);
   t.deepEqual(JSON.parse(usage.stdout), { error: { code: 'invalid_usage', message: "unknown option '--strict'" } });
@@ -202,4 +202,45 @@ test('--json: route explain and config check print their errors as one JSON obje
   t.is(plain.code, 1);
   t.is(plain.stdout, '');
   t.is(plain.stderr, '--pay-method: no configured channel serves bank.nope\n', 'without --json, plain text on stderr as before');
+});
+
+test('config check: routing problems under their own header, apart from plugin problems; schema errors name the rule and say what is expected', async (t) => {
+  const dir = tempDir(t);
+  const env = { ...cleanEnv(), CORBEL_DATA_DIR: join(dir, 'data') };
+  writeFileSync(join(dir, 'corbel.yaml'), `plugins: { broken: ${BROKEN_PLUGIN} }
+channels:
+  bank_sandbox: { plugin: bank, sandbox: true, simulator: true }
+  broken_acct: { plugin: broken }
+routing:
+  rules:
+    - { name: banks, match: { pay_method: "bank.*" }, targets: [bank_sandbox, bank_gone] }
+`);
+  const check = await corbel(dir, ['-c', join(dir, 'corbel.yaml'), 'config', 'check'], env);
+  t.is(check.code, 1);
+  t.is(check.stdout, [
+    `config ${join(dir, 'corbel.yaml')} is invalid:`,
+    'plugin problems:',
+    '  channels.broken_acct: init exploded',
+    'routing problems:',
+    '  routing.rules.0 (banks).targets.1: no channel account named bank_gone',
+    `note: channels.bank_sandbox: pay methods from the bank plugin's manifest; not instantiated: no credentials from the bank simulator yet (${join(dir, 'data', 'simulators', 'bank', 'credentials.json')}); run \`corbel simulate bank\` before \`corbel serve\`, or set simulators.enabled: true`,
+    '',
+  ].join('\n'));
+  const json = JSON.parse((await corbel(dir, ['-c', join(dir, 'corbel.yaml'), 'config', 'check', '--json'], env)).stdout);
+  t.deepEqual(json.plugin_problems, ['channels.broken_acct: init exploded']);
+  t.deepEqual(json.routing_problems, ['routing.rules.0 (banks).targets.1: no channel account named bank_gone']);
+
+  writeFileSync(join(dir, 'schema.yaml'), `routing:
+  rules:
+    - { name: promo, match: { pay_method: 5 }, targets: [a] }
+    - { name: cheap, strategy: cheapest, targets: [a] }
+`);
+  const schema = await corbel(dir, ['-c', join(dir, 'schema.yaml'), 'config', 'check'], env);
+  t.is(schema.code, 1);
+  t.is(schema.stdout, [
+    'config invalid:',
+    '  routing.rules.0 (promo).match.pay_method: expected a pay method such as wechat.native or a prefix ending in * such as wechat.*, or a non-empty list of them',
+    '  routing.rules.1 (cheap).strategy: "cheapest" is not a strategy: expected one of priority, weighted, lowest_cost, success_rate',
+    '',
+  ].join('\n'));
 });
