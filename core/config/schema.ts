@@ -2,6 +2,30 @@ import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 
+/** A whole number in [min, max], with one message for every way of missing it. */
+function wholeNumber(min: number, max: number, what: string) {
+  const message = `must be a whole number from ${min} to ${max} (${what})`;
+  return z.number({ invalid_type_error: message }).int(message).min(min, message).max(max, message);
+}
+
+/** Defaults are the executor's values from before the pool was configurable (undici's own keep-alive defaults). */
+export const poolSchema = z
+  .object({
+    /** At most this many connections to each origin; calls beyond them queue. */
+    connections: wholeNumber(1, 1024, 'connections to each channel origin').default(64),
+    /** An idle connection is closed after this long, when the channel's answer carries no Keep-Alive hint. */
+    keep_alive_ms: wholeNumber(1, 600_000, 'how long an idle connection is kept').default(4_000),
+    /** A channel's `Keep-Alive: timeout=N` hint (less 2 s) is followed up to this long. */
+    keep_alive_max_ms: wholeNumber(1, 3_600_000, "the longest a channel's Keep-Alive hint may keep an idle connection").default(600_000),
+  })
+  .strict()
+  .superRefine((pool, ctx) => {
+    if (pool.keep_alive_max_ms < pool.keep_alive_ms) {
+      ctx.addIssue({ code: 'custom', path: ['keep_alive_max_ms'], message: `must be at least keep_alive_ms (${pool.keep_alive_ms})` });
+    }
+  })
+  .default({});
+
 export const channelAccountSchema = z
   .object({
     plugin: z.string().min(1),
@@ -13,6 +37,8 @@ export const channelAccountSchema = z
     /** Restricts the pay methods this account serves to a subset of its plugin's. */
     pay_methods: z.array(z.string()).optional(),
     timeout_ms: positiveInt.default(10_000),
+    /** The account's keep-alive connection pool to each channel origin (read once, when its executor is built). */
+    pool: poolSchema,
     /**
      * Sandbox only: take the account's credentials from the plugin's in-process simulator
      * (true, or the name of one of the simulator's identities); `config` then overrides single fields.

@@ -187,7 +187,8 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
       const parsed = channel.manifest.configSchema.safeParse(rawConfig);
       if (!parsed.success) throw new Error(formatZodError(parsed.error, `channels.${name}.config`).join('; '));
       const logger = deps.logger.child({ plugin: account.plugin, account: name });
-      entry.http = new KernelChannelHttp(name, account.timeout_ms, logger, deps.metrics);
+      const { connections, keep_alive_ms: keepAliveMs, keep_alive_max_ms: keepAliveMaxMs } = account.pool;
+      entry.http = new KernelChannelHttp(name, account.timeout_ms, logger, deps.metrics, { connections, keepAliveMs, keepAliveMaxMs });
       const dataDir = join(source.dataDir, 'plugins', account.plugin);
       mkdirSync(dataDir, { recursive: true });
       entry.instance = await channel.createAccount(parsed.data, {
