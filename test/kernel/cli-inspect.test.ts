@@ -244,3 +244,14 @@ routing:
     '',
   ].join('\n'));
 });
+
+test('admin explain, like the CLI: a pay method served only by an account that failed to load names it and why', async (t) => {
+  const env = await startGateway(fixtureConfig(`  broken_acct:
+    plugin: broken
+    config: { reason: "key file unreadable" }
+`));
+  t.teardown(() => env.close());
+  const res = await admin(env.gw, 'GET', '/admin/routing/explain?pay_method=broken.qr&amount=5');
+  t.is(res.status, 400);
+  t.deepEqual(res.json.error, { code: 'unknown_pay_method', message: 'pay_method: broken.qr is served only by channel accounts that are not serving: broken_acct (key file unreadable)', param: 'pay_method' });
+});
