@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig, type LoadedConfig } from '../core/config/load.js';
 import { Store } from '../core/store/index.js';
 import { migrate } from '../core/store/migrations.js';
@@ -10,19 +10,30 @@ import { MerchantService, type MerchantAction } from '../core/merchants/service.
 import { verifyLedger } from '../core/ledger/verify.js';
 import { appToApi, merchantToApi } from '../core/payments/present.js';
 import { ApiError } from '../core/errors.js';
-import { Gateway, readSimulatorCredentials } from '../core/kernel/gateway.js';
-import { buildSnapshot } from '../core/kernel/snapshot.js';
+import { Gateway, readSimulatorCredentials, seedDailyUsage } from '../core/kernel/gateway.js';
+import { buildSnapshot, unservedAccounts, type AccountEntry, type ConfigSnapshot } from '../core/kernel/snapshot.js';
 import { loadPlugin } from '../core/kernel/plugin-loader.js';
 import { createLogger } from '../core/ops/logger.js';
 import { Metrics } from '../core/ops/metrics.js';
 import { RoutingState } from '../core/routing/state.js';
 import { checkExplainRequest, explainInput, explainRoute } from '../core/routing/explain.js';
-import { explainQuerySchema, parseInput } from '../core/http/schemas.js';
+import { explainQuerySchema, parseInput, type ExplainQuery } from '../core/http/schemas.js';
+import type { CompiledRouting } from '../core/routing/engine.js';
 import type { ChannelPlugin } from '../core/contract/channel.js';
+
+/**
+ * With --json, whatever goes wrong is printed to stdout as one JSON object, `{"error":{"code","message",…}}`, and the
+ * exit status stays non-zero: a script reading the output gets JSON either way. Commander's own usage errors included,
+ * so it is read from the arguments rather than from a command's parsed options.
+ */
+const wantsJson = process.argv.slice(2).includes('--json');
 
 const program = new Command();
 program.name('corbel').description('Corbel: a self-hosted, plugin-based aggregated payment gateway').version('0.1.0')
-  .option('-c, --config <path>', 'config file (env CORBEL_CONFIG)', defaultConfigPath());
+  .option('-c, --config <path>', 'config file (env CORBEL_CONFIG)', defaultConfigPath())
+  // Inherited by every command defined below: usage errors are thrown to the handler at the end, not exited on.
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => { if (!wantsJson) write(text); } });
 
 function source(): LoadedConfig {
   return loadConfig(program.opts<{ config: string }>().config);
@@ -86,15 +97,39 @@ config.command('check').description('validate the config file and load every plu
       process.exitCode = 1;
       return;
     }
-    const logger = createLogger('silent');
-    const snapshot = await buildSnapshot(0, src, { logger, metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
-    const problems = snapshot.problems.map((p) => `${p.name}: ${p.reason}`);
+    const snapshot = await inspectSnapshot(src);
     await snapshot.dispose();
-    print(opts.json, { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems }, () =>
-      problems.length ? `config ${src.path}: plugin problems:\n  ${problems.join('\n  ')}` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`);
+    // Routing problems name their rule and field themselves (`routing.rules.2 (promo).targets.1: …`).
+    const pluginProblems = snapshot.problems.filter((p) => p.kind !== 'routing').map((p) => `${p.name}: ${p.reason}`);
+    const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing').map((p) => p.reason);
+    const problems = [...pluginProblems, ...routingProblems];
+    const warnings = describedOnly(snapshot.accounts.values());
+    const report = { ok: problems.length === 0, path: src.path, channels: [...snapshot.accounts.keys()], problems, plugin_problems: pluginProblems, routing_problems: routingProblems, warnings };
+    print(opts.json, report, () => [
+      problems.length ? `config ${src.path ?? '(defaults)'} is invalid:` : `config ${src.path ?? '(defaults)'} is valid: ${snapshot.accounts.size} channel account(s), ${snapshot.capabilities.length} capability(ies)`,
+      ...(pluginProblems.length ? ['plugin problems:', ...pluginProblems.map((p) => `  ${p}`)] : []),
+      ...(routingProblems.length ? ['routing problems:', ...routingProblems.map((p) => `  ${p}`)] : []),
+      ...warnings.map((w) => `note: ${w}`),
+    ].join('\n'));
     if (problems.length) process.exitCode = 1;
   });
 
+/**
+ * The config's snapshot, built to be inspected and never served: a sandbox account whose simulator has issued no
+ * credentials yet (a fresh data dir: `corbel serve` starts the simulators) is described from its plugin's manifest
+ * rather than failing, so checking and explaining work before the gateway has ever run.
+ */
+function inspectSnapshot(src: LoadedConfig): Promise<ConfigSnapshot> {
+  return buildSnapshot(0, src, {
+    logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: src.config.server.public_url ?? 'http://localhost',
+    simulators: readSimulatorCredentials(src), routingState: new RoutingState(), describeWithoutSimulator: true,
+  });
+}
+
+/** `channels.<name>: …` for each account described from its manifest instead of instantiated. */
+function describedOnly(accounts: Iterable<AccountEntry>): string[] {
+  return [...accounts].filter((a) => a.describedOnly).map((a) => `channels.${a.name}: ${a.describedOnly}`);
+}
 
 const route = program.command('route').description('the routing table');
 route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
@@ -104,22 +139,29 @@ route.command('explain').description('which rule matches a payment, the accounts
   .option('--json')
   .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata: string[]; json?: boolean }) => {
     const src = source();
-    const snapshot = await buildSnapshot(0, src, { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }), publicUrl: 'http://localhost', simulators: readSimulatorCredentials(src), routingState: new RoutingState() });
+    const snapshot = await inspectSnapshot(src);
     try {
       const routingProblems = snapshot.problems.filter((p) => p.kind === 'routing');
       if (routingProblems.length) throw new ConfigError(routingProblems.map((p) => p.reason));
+      const unserved = unservedAccounts(snapshot.accounts);
       const q = inFlagTerms(() => {
         // The same checks as GET /admin/routing/explain, so the CLI and the API accept and refuse the same requests.
         const parsed = parseInput(explainQuerySchema, { pay_method: opts.payMethod, amount: opts.amount, currency: opts.currency, merchant: opts.merchant, app: opts.app, client_ip: opts.clientIp, metadata: opts.metadata });
-        checkExplainRequest(snapshot.routing, src.config.api, parsed);
+        checkExplainRequest(snapshot.routing, src.config.api, parsed, unserved);
         return parsed;
       });
-      const merchantRecord = q.merchant ? await findMerchant(src, q.merchant) : undefined;
-      const explained = explainRoute(snapshot.routing, explainInput(q, merchantRecord?.merchant, merchantRecord?.bindings ?? []), { merchantFound: !q.merchant || merchantRecord !== undefined });
-      print(opts.json, explained, () => [
+      const facts = await storeFacts(src, snapshot.routing, q.merchant);
+      const explained = explainRoute(snapshot.routing, explainInput(q, facts.merchant, facts.bindings), {
+        merchantFound: !q.merchant || facts.merchant !== undefined, unserved: new Map(unserved.map((a) => [a.name, a])),
+      });
+      const targets = new Set(explained.targets.map((t) => t.account));
+      explained.warnings.push(...describedOnly([...snapshot.accounts.values()].filter((a) => targets.has(a.name))));
+      const state = offlineState(q, opts.currency !== 'CNY', facts.usageCounted ? 'counted from the store' : `not counted (no store at ${storePath(src)})`);
+      print(opts.json, { ...explained, state }, () => [
         explained.summary,
         ...explained.targets.map((t) => `  ${t.usable ? '✓' : '✗'} ${t.account}: ${t.reason}${t.cost !== undefined ? `, cost ${t.cost}` : ''}${t.weight !== undefined ? `, weight ${t.weight}` : ''}${t.success_rate !== undefined ? `, success ${t.success_rate ?? 'n/a'}` : ''}`),
         ...explained.warnings.map((w) => `note: ${w}`),
+        `note: ${state.note}`,
       ].join('\n'));
     } finally {
       await snapshot.dispose();
@@ -133,18 +175,54 @@ function inFlagTerms<T>(check: () => T): T {
   } catch (err) {
     if (!(err instanceof ApiError) || !err.param) throw err;
     const message = err.message.startsWith(`${err.param}: `) ? err.message.slice(err.param.length + 2) : err.message;
-    throw new Error(`--${err.param.replace(/_/g, '-')}: ${message}`);
+    const option = `--${err.param.replace(/_/g, '-')}`;
+    throw new FlagError(err.code, `${option}: ${message}`, err.param, option);
   }
 }
 
-/** The merchant's record and bindings, or undefined when the store lacks it; a missing store is not created just to look. */
-async function findMerchant(src: LoadedConfig, id: string): Promise<{ merchant: { tags: string[] }; bindings: string[] } | undefined> {
-  if (!existsSync(join(src.dataDir, src.config.store.path))) return undefined;
+/** A refused flag value, worded as the flag; keeps the API's error code and parameter for --json. */
+class FlagError extends Error {
+  constructor(readonly code: string, message: string, readonly param: string, readonly option: string) {
+    super(message);
+    this.name = 'FlagError';
+  }
+}
+
+function storePath(src: LoadedConfig): string {
+  return join(src.dataDir, src.config.store.path);
+}
+
+/**
+ * What the store knows, when there is one (a missing store is not created just to look): the merchant's record and
+ * bindings (none when it lacks the merchant), and today's usage of each account, seeded into the explanation's
+ * routing state as the gateway does at start, so daily limits are judged as a payment now would be.
+ */
+async function storeFacts(src: LoadedConfig, routing: CompiledRouting, merchantId: string | undefined): Promise<{ merchant?: { tags: string[] }; bindings: string[]; usageCounted: boolean }> {
+  if (!existsSync(storePath(src))) return { bindings: [], usageCounted: false };
   return withStore(async (store) => {
-    const merchant = await store.merchants.get(store.reads, id);
-    if (!merchant) return undefined;
-    return { merchant, bindings: (await store.merchants.listBindings(store.reads, id)).map((b) => b.account) };
+    await seedDailyUsage(store, routing, (name) => routing.accounts[routing.accountIndex.get(name) ?? -1]?.state);
+    const merchant = merchantId ? await store.merchants.get(store.reads, merchantId) : undefined;
+    if (!merchant) return { bindings: [], usageCounted: true };
+    return { merchant, bindings: (await store.merchants.listBindings(store.reads, merchant.id)).map((b) => b.account), usageCounted: true };
   });
+}
+
+/**
+ * The CLI explains from the config and the store alone: this process has seen no channel call, so every breaker is
+ * closed and there are no success rates. Says so, and where the running gateway answers with its live state.
+ */
+function offlineState(q: ExplainQuery, withCurrency: boolean, dailyUsage: string): { live: false; daily_usage: string; live_endpoint: string; note: string } {
+  const query = new URLSearchParams({ pay_method: q.pay_method, amount: String(q.amount) });
+  if (withCurrency) query.set('currency', q.currency);
+  if (q.merchant) query.set('merchant', q.merchant);
+  if (q.app) query.set('app', q.app);
+  if (q.client_ip) query.set('client_ip', q.client_ip);
+  for (const [key, value] of Object.entries(q.metadata)) query.append('metadata', `${key}=${value}`);
+  const endpoint = `GET /admin/routing/explain?${query.toString()}`;
+  return {
+    live: false, daily_usage: dailyUsage, live_endpoint: endpoint,
+    note: `explained offline: breakers shown closed and no success rates (this process saw no channel calls), daily usage ${dailyUsage}; the running gateway's live state: ${endpoint} (admin token)`,
+  };
 }
 
 const merchant = program.command('merchant').description('merchants: onboarding and review');
@@ -205,9 +283,22 @@ program.command('simulate <channel>').description('run one channel simulator on 
     process.on('SIGTERM', () => void sim.close().then(() => process.exit(0)));
   });
 
+/** An error as the JSON object --json prints. */
+function errorJson(err: unknown): { error: Record<string, unknown> } {
+  if (err instanceof FlagError) return { error: { code: err.code, message: err.message, param: err.param, option: err.option } };
+  if (err instanceof ConfigError) return { error: { code: 'config_invalid', message: 'invalid config', problems: err.problems } };
+  if (err instanceof ApiError) return { error: { code: err.code, message: err.message, param: err.param ?? null } };
+  if (err instanceof CommanderError) return { error: { code: 'invalid_usage', message: err.message.replace(/^error: /, '') } };
+  return { error: { code: 'command_failed', message: err instanceof Error ? err.message : String(err) } };
+}
+
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError) console.error(err.message);
+  // --help and --version end here too (exitOverride), successfully.
+  if (err instanceof CommanderError && err.exitCode === 0) process.exit(0);
+  if (wantsJson) console.log(JSON.stringify(errorJson(err), null, 2));
+  else if (err instanceof CommanderError) { /* commander has printed it */ }
+  else if (err instanceof ConfigError) console.error(err.message);
   else if (err instanceof ApiError) console.error(`${err.code}: ${err.message}`);
   else console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
+  process.exit(err instanceof CommanderError ? err.exitCode : 1);
 });

@@ -20,13 +20,26 @@ export interface LoadedConfig {
   dataDir: string;
 }
 
-/** `channels.wechat_main.config.mchid: Required`: one line per problem, naming the path. */
-export function formatZodError(err: ZodError, prefix = ''): string[] {
+/**
+ * `channels.wechat_main.config.mchid: Required`: one line per problem, naming the path. Given the parsed input, a
+ * routing rule is also named as the load-time checks name it: `routing.rules.1 (promo).match.pay_method: …`.
+ */
+export function formatZodError(err: ZodError, prefix = '', input?: unknown): string[] {
   return err.issues.map((issue) => {
-    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+    const path = [prefix, ...issue.path.map(String)].filter(Boolean);
+    const ruleName = prefix === '' && issue.path[0] === 'routing' && issue.path[1] === 'rules' && issue.path.length > 2 ? nameOfRule(input, issue.path[2]!) : undefined;
+    if (ruleName !== undefined) path[2] = `${path[2]} (${ruleName})`;
     const message = issue.code === 'invalid_type' && issue.received === 'undefined' ? 'required' : issue.message;
-    return `${path || '(root)'}: ${message}`;
+    return `${path.join('.') || '(root)'}: ${message}`;
   });
+}
+
+/** The name a routing rule was given in the raw config, when it has a usable one. */
+function nameOfRule(input: unknown, index: string | number): string | undefined {
+  const rules = (input as { routing?: { rules?: unknown } } | undefined)?.routing?.rules;
+  const rule: unknown = Array.isArray(rules) ? rules[Number(index)] : undefined;
+  const name = rule && typeof rule === 'object' ? (rule as { name?: unknown }).name : undefined;
+  return typeof name === 'string' && name !== '' ? name : undefined;
 }
 
 /** Named shortcuts, then the general form CORBEL__SECTION__KEY=value for any config path. */
@@ -91,8 +104,9 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, source: st
   const problems: string[] = [];
   const interpolated = interpolateEnv(parsed, env, '', problems) as Record<string, unknown>;
   if (problems.length > 0) throw new ConfigError(problems);
-  const result = configSchema.safeParse(applyEnvOverrides(interpolated, env));
-  if (!result.success) throw new ConfigError(formatZodError(result.error));
+  const input = applyEnvOverrides(interpolated, env);
+  const result = configSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(formatZodError(result.error, '', input));
   return result.data;
 }
 

@@ -2,6 +2,30 @@ import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 
+/** A whole number in [min, max], with one message for every way of missing it. */
+function wholeNumber(min: number, max: number, what: string) {
+  const message = `must be a whole number from ${min} to ${max} (${what})`;
+  return z.number({ invalid_type_error: message }).int(message).min(min, message).max(max, message);
+}
+
+/** Defaults are the executor's values from before the pool was configurable (undici's own keep-alive defaults). */
+export const poolSchema = z
+  .object({
+    /** At most this many connections to each origin; calls beyond them queue. */
+    connections: wholeNumber(1, 1024, 'connections to each channel origin').default(64),
+    /** An idle connection is closed after this long, when the channel's answer carries no Keep-Alive hint. */
+    keep_alive_ms: wholeNumber(1, 600_000, 'how long an idle connection is kept').default(4_000),
+    /** A channel's `Keep-Alive: timeout=N` hint (less 2 s) is followed up to this long. */
+    keep_alive_max_ms: wholeNumber(1, 3_600_000, "the longest a channel's Keep-Alive hint may keep an idle connection").default(600_000),
+  })
+  .strict()
+  .superRefine((pool, ctx) => {
+    if (pool.keep_alive_max_ms < pool.keep_alive_ms) {
+      ctx.addIssue({ code: 'custom', path: ['keep_alive_max_ms'], message: `must be at least keep_alive_ms (${pool.keep_alive_ms})` });
+    }
+  })
+  .default({});
+
 export const channelAccountSchema = z
   .object({
     plugin: z.string().min(1),
@@ -13,6 +37,8 @@ export const channelAccountSchema = z
     /** Restricts the pay methods this account serves to a subset of its plugin's. */
     pay_methods: z.array(z.string()).optional(),
     timeout_ms: positiveInt.default(10_000),
+    /** The account's keep-alive connection pool to each channel origin (read once, when its executor is built). */
+    pool: poolSchema,
     /**
      * Sandbox only: take the account's credentials from the plugin's in-process simulator
      * (true, or the name of one of the simulator's identities); `config` then overrides single fields.
@@ -36,30 +62,39 @@ export const channelAccountSchema = z
   })
   .strict();
 
-const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+/** A name or a non-empty list of names; `expected` says what one is, in the message of every way it can be wrong. */
+function oneOrMany(expected: string, each: z.ZodType<string> = z.string()) {
+  const message = `expected ${expected}, or a non-empty list of them`;
+  const one = each.refine((v) => v !== '', { message });
+  return z.union([one, z.array(one).min(1, message)], { errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_union' || issue.code === 'invalid_type' ? message : ctx.defaultError }) });
+}
+
+/** A pay method name, or a prefix ending in `*`: a `*` anywhere else would be matched literally, so never. */
+const payMethodPattern = z.string().refine((v) => !v.slice(0, -1).includes('*'), { message: 'a * may only end a pay method pattern (a prefix such as wechat.*)' });
+const STRATEGIES = ['priority', 'weighted', 'lowest_cost', 'success_rate'] as const;
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be YYYY-MM-DD');
 
 export const routingTargetSchema = z.union([
-  z.string().min(1),
+  z.string().min(1, 'expected a channel account name'),
   z.object({ account: z.string().min(1), weight: z.number().int().min(0).default(1) }).strict(),
-]);
+], { errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_union' ? 'expected a channel account name, or { account, weight }' : ctx.defaultError }) });
 
 export const routingRuleSchema = z
   .object({
-    name: z.string().min(1),
+    name: z.string().min(1, 'a rule needs a non-empty name'),
     match: z
       .object({
         /** Exact names or prefixes ending in `*`: `wechat.*`. */
-        pay_method: oneOrMany.optional(),
-        currency: oneOrMany.optional(),
+        pay_method: oneOrMany('a pay method such as wechat.native or a prefix ending in * such as wechat.*', payMethodPattern).optional(),
+        currency: oneOrMany('a currency code such as CNY').optional(),
         amount_min: z.number().int().nonnegative().optional(),
         amount_max: z.number().int().positive().optional(),
-        merchant: oneOrMany.optional(),
-        app: oneOrMany.optional(),
-        merchant_tag: oneOrMany.optional(),
-        merchant_group: oneOrMany.optional(),
+        merchant: oneOrMany('a merchant id').optional(),
+        app: oneOrMany('an app id').optional(),
+        merchant_tag: oneOrMany('a merchant tag').optional(),
+        merchant_group: oneOrMany('a group name from routing.groups').optional(),
         /** Regions from routing.regions, matched on the payer's client IP when it is known. */
-        payer_region: oneOrMany.optional(),
+        payer_region: oneOrMany('a region name from routing.regions').optional(),
         /** Hours of the day in the routing time zone, [from, to); from > to wraps past midnight. */
         hours: z.object({ from: z.number().int().min(0).max(23), to: z.number().int().min(1).max(24) }).strict().optional(),
         /** Inclusive dates in the routing time zone. */
@@ -69,8 +104,14 @@ export const routingRuleSchema = z
       })
       .strict()
       .default({}),
-    strategy: z.enum(['priority', 'weighted', 'lowest_cost', 'success_rate']).default('priority'),
-    targets: z.array(routingTargetSchema).min(1),
+    strategy: z.enum(STRATEGIES, {
+      errorMap: (issue, ctx) => ({
+        message: issue.code === 'invalid_enum_value' || issue.code === 'invalid_type'
+          ? `${JSON.stringify(ctx.data)} is not a strategy: expected one of ${STRATEGIES.join(', ')}`
+          : ctx.defaultError,
+      }),
+    }).default('priority'),
+    targets: z.array(routingTargetSchema).min(1, 'expected at least one target account'),
     /** success_rate: share of decisions that explore another account, so a recovered one is found again. */
     exploration: z.number().min(0).max(0.5).default(0.05),
   })

@@ -21,6 +21,19 @@ const DECOMPRESS: Record<string, (input: Buffer) => Promise<Buffer>> = {
   br: (b) => brotliAsync(b, { maxOutputLength: MAX_RESPONSE_BYTES }),
 };
 
+/** An account's connection pool: `channels.<account>.pool`, read once when its executor is built. */
+export interface PoolSettings {
+  /** Connections to each origin at most; calls beyond them queue. */
+  connections: number;
+  /** Idle time after which a connection is closed, when the answer carries no Keep-Alive hint. */
+  keepAliveMs: number;
+  /** The longest a channel's `Keep-Alive: timeout=N` hint may keep an idle connection. */
+  keepAliveMaxMs: number;
+}
+
+/** The pool every executor had before it was configurable: 64 connections per origin, undici's keep-alive defaults. */
+export const DEFAULT_POOL: Readonly<PoolSettings> = Object.freeze({ connections: 64, keepAliveMs: 4_000, keepAliveMaxMs: 600_000 });
+
 /** Bounds the parsed-URL cache should a plugin build URLs per call (query strings). */
 const MAX_CACHED_TARGETS = 256;
 
@@ -50,17 +63,27 @@ interface Failure {
  * (TLS included), so a failure before that point sent nothing.
  */
 export class KernelChannelHttp implements ChannelHttp {
-  /** Connect timeouts are enforced here too, so a handshake that hangs past the cap frees its pool slot. */
-  private readonly agent = new Agent({ connections: 64, pipelining: 1, connect: { timeout: CONNECT_TIMEOUT_CAP_MS }, headersTimeout: 0, bodyTimeout: 0 });
+  private readonly agent: Agent;
   /** Channel endpoints are a handful of fixed URLs per account: each is parsed once. */
   private readonly targets = new Map<string, Target>();
 
+  /**
+   * `pool` is fixed for the executor's life: a config reload that changes it (as one that changes the timeout) builds
+   * the account a new executor in the new snapshot, and the old one closes once its calls have finished.
+   */
   constructor(
     private readonly accountName: string,
     private readonly timeoutMs: number,
     private readonly logger: PluginLogger,
     private readonly metrics: Metrics,
-  ) {}
+    readonly pool: Readonly<PoolSettings> = DEFAULT_POOL,
+  ) {
+    // Connect timeouts are enforced here too, so a handshake that hangs past the cap frees its pool slot.
+    this.agent = new Agent({
+      connections: pool.connections, pipelining: 1, keepAliveTimeout: pool.keepAliveMs, keepAliveMaxTimeout: pool.keepAliveMaxMs,
+      connect: { timeout: CONNECT_TIMEOUT_CAP_MS }, headersTimeout: 0, bodyTimeout: 0,
+    });
+  }
 
   async send(req: OutboundRequest): Promise<OutboundResponse> {
     const started = performance.now();

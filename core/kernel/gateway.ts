@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { container } from 'tsyringe';
 import type { DestinationStream } from 'pino';
 import { loadConfig, defaultConfigPath, ConfigError, type LoadedConfig } from '../config/load.js';
-import { RoutingState } from '../routing/state.js';
+import { RoutingState, type AccountRoutingState } from '../routing/state.js';
+import type { CompiledRouting } from '../routing/engine.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { Metrics } from '../ops/metrics.js';
 import { Store } from '../store/index.js';
@@ -93,7 +94,7 @@ export class Gateway {
       await store.close();
       throw new ConfigError(routingProblems.map((p) => p.reason));
     }
-    await seedDailyUsage(store, runtime, routingState);
+    await seedDailyUsage(store, runtime.current.routing, (name) => routingState.account(name));
 
     const scope = container.createChildContainer();
     let dispatcher: WebhookDispatcher | null = null;
@@ -197,13 +198,16 @@ export class Gateway {
   }
 }
 
-/** Daily limits count from what the store already holds for today, so a restart does not reset them. */
-async function seedDailyUsage(store: Store, runtime: ConfigRuntime, state: RoutingState): Promise<void> {
-  const routing = runtime.current.routing;
+/**
+ * Daily limits count from what the store already holds for today, so a restart does not reset them. `stateOf` is the
+ * routing state an account's usage goes into (undefined: not tracked).
+ */
+export async function seedDailyUsage(store: Store, routing: CompiledRouting, stateOf: (account: string) => AccountRoutingState | undefined): Promise<void> {
   const day = routing.day(Date.now());
   const dayStart = day * 86_400_000 - routing.config.utc_offset_minutes * 60_000;
   for (const u of await store.payments.usageSince(store.reads, dayStart)) {
-    const account = state.account(u.account);
+    const account = stateOf(u.account);
+    if (!account) continue;
     account.usage.roll(day);
     account.usage.amount = u.amount;
     account.usage.count = u.count;

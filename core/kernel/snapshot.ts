@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ChannelAccount, ChannelPlugin } from '../contract/channel.js';
 import type { CapabilityInstance, CapabilityPlugin } from '../contract/capability.js';
 import type { LoadedConfig } from '../config/load.js';
+import { ZodError } from 'zod';
 import { formatZodError } from '../config/load.js';
 import type { CorbelConfig } from '../config/schema.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -24,7 +25,20 @@ export interface AccountEntry {
   instance: ChannelAccount | null;
   /** Why the account is not serving, when it is not. */
   error: string | null;
+  /**
+   * Inspection snapshots only (BuildDeps.describeWithoutSimulator): why this sandbox account was described from its
+   * plugin's manifest instead of instantiated (its simulator has issued no credentials yet). Routing then treats it as
+   * available with the pay methods it would serve. Always null in a snapshot the gateway serves.
+   */
+  describedOnly: string | null;
+  /** The pay methods the config asks of the account (pay_methods, or its plugin's), known even when it failed to load. */
+  configuredPayMethods: ReadonlySet<string>;
   http: KernelChannelHttp | null;
+}
+
+/** Accounts that are not serving (failed to load, disabled), the pay methods their config asks of them, and why. */
+export function unservedAccounts(accounts: ReadonlyMap<string, AccountEntry>): Array<{ name: string; payMethods: ReadonlySet<string>; error: string }> {
+  return [...accounts.values()].filter((a) => a.error !== null).map((a) => ({ name: a.name, payMethods: a.configuredPayMethods, error: a.error! }));
 }
 
 export interface CapabilityEntry {
@@ -113,6 +127,13 @@ export interface BuildDeps {
   simulators?: ReadonlyMap<string, unknown>;
   /** Breakers, success windows and daily usage: shared by every snapshot, so they survive reloads. */
   routingState: RoutingState;
+  /**
+   * For inspecting a config without serving it (`corbel config check`, `corbel route explain`): a sandbox account
+   * whose simulator has issued no credentials yet is described from its plugin's manifest (pay methods, payer
+   * fields) instead of being an error, since `corbel serve` starts the simulator and takes them from it. Never set
+   * by the gateway: such an account cannot serve.
+   */
+  describeWithoutSimulator?: boolean;
 }
 
 /** Builds a snapshot. Plugin failures are collected per plugin, never thrown, so the rest can serve. */
@@ -129,7 +150,10 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
 
   const accounts = new Map<string, AccountEntry>();
   for (const [name, account] of Object.entries(config.channels)) {
-    const entry: AccountEntry = { name, plugin: account.plugin, sandbox: account.sandbox, requiresBinding: account.requires_binding, payMethods: new Set(), payerFields: {}, instance: null, error: null, http: null };
+    const entry: AccountEntry = {
+      name, plugin: account.plugin, sandbox: account.sandbox, requiresBinding: account.requires_binding, payMethods: new Set(), payerFields: {}, instance: null, error: null,
+      describedOnly: null, configuredPayMethods: new Set(account.pay_methods ?? []), http: null,
+    };
     accounts.set(name, entry);
     if (!account.enabled) {
       entry.error = 'disabled in config';
@@ -142,11 +166,20 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
       const served = account.pay_methods ?? channel.manifest.payMethods;
       const unknown = served.filter((m) => !channel.manifest.payMethods.includes(m));
       if (unknown.length) throw new Error(`pay_methods: ${unknown.join(', ')} not served by plugin ${account.plugin}`);
+      entry.configuredPayMethods = new Set(served);
       let rawConfig: unknown = account.config;
       if (account.simulator !== undefined && account.simulator !== false) {
         const credentials = deps.simulators?.get(account.plugin);
         if (!account.sandbox) throw new Error('simulator: only sandbox accounts may use a simulator');
         if (!channel.sandbox) throw new Error(`simulator: plugin ${account.plugin} ships no simulator`);
+        if (credentials === undefined && deps.describeWithoutSimulator) {
+          describeFromManifest(entry, channel, account.config, `channels.${name}.config`);
+          const manifest = `pay methods from the ${account.plugin} plugin's manifest; not instantiated`;
+          entry.describedOnly = config.simulators.enabled
+            ? `${manifest}: its credentials come from the ${account.plugin} simulator, which \`corbel serve\` starts (simulators.enabled: true)`
+            : `${manifest}: no credentials from the ${account.plugin} simulator yet (${join(source.dataDir, 'simulators', account.plugin, 'credentials.json')}); run \`corbel simulate ${account.plugin}\` before \`corbel serve\`, or set simulators.enabled: true`;
+          continue;
+        }
         if (credentials === undefined) throw new Error('simulator: the simulator is not running (set simulators.enabled: true)');
         const variant = typeof account.simulator === 'string' ? account.simulator : undefined;
         rawConfig = { ...(channel.sandbox.accountConfig(credentials, variant) as object), ...account.config };
@@ -154,7 +187,8 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
       const parsed = channel.manifest.configSchema.safeParse(rawConfig);
       if (!parsed.success) throw new Error(formatZodError(parsed.error, `channels.${name}.config`).join('; '));
       const logger = deps.logger.child({ plugin: account.plugin, account: name });
-      entry.http = new KernelChannelHttp(name, account.timeout_ms, logger, deps.metrics);
+      const { connections, keep_alive_ms: keepAliveMs, keep_alive_max_ms: keepAliveMaxMs } = account.pool;
+      entry.http = new KernelChannelHttp(name, account.timeout_ms, logger, deps.metrics, { connections, keepAliveMs, keepAliveMaxMs });
       const dataDir = join(source.dataDir, 'plugins', account.plugin);
       mkdirSync(dataDir, { recursive: true });
       entry.instance = await channel.createAccount(parsed.data, {
@@ -201,10 +235,10 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
     const breaker = { errorRate: c.breaker.error_rate, minRequests: c.breaker.min_requests, openMs: c.breaker.open_s * 1000, halfOpenProbes: c.breaker.half_open_probes };
     const state = deps.routingState.stateFor(a.name, windowMs, breaker);
     routingAccounts.set(a.name, { state, breaker });
-    return { name: a.name, payMethods: a.payMethods, available: a.instance !== null, requiresBinding: a.requiresBinding, fees: c.fees, limits: c.limits, state };
+    return { name: a.name, payMethods: a.payMethods, available: a.instance !== null || a.describedOnly !== null, requiresBinding: a.requiresBinding, fees: c.fees, limits: c.limits, state };
   });
   const routing = new CompiledRouting(config.routing, routable, config.api.currencies);
-  const servedBy = new Map([...accounts.values()].map((a) => [a.name, a.instance ? a.payMethods : null] as const));
+  const servedBy = new Map([...accounts.values()].map((a) => [a.name, a.instance || a.describedOnly ? a.payMethods : null] as const));
   for (const reason of validateRouting(config.routing, routing, servedBy, config.api.currencies)) problems.push({ name: 'routing', kind: 'routing', reason });
   for (const p of problems) {
     // A broken routing table is never served: start-up exits and a reload is rejected.
@@ -212,4 +246,19 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
     else deps.logger.error({ plugin: p.name, reason: p.reason }, 'plugin failed to load; the rest of the gateway keeps serving');
   }
   return new ConfigSnapshot(version, new Date(), source, accounts, capabilities, routing, problems, deps.publicUrl, { windowMs, accounts: routingAccounts });
+}
+
+/**
+ * An inspection-only account entry from the plugin's manifest, without credentials: what it serves, and the fields
+ * the config sets itself checked against the plugin's schema (the fields the simulator would supply cannot be).
+ */
+function describeFromManifest(entry: AccountEntry, channel: ChannelPlugin, own: Record<string, unknown>, prefix: string): void {
+  const parsed = channel.manifest.configSchema.safeParse(own);
+  if (!parsed.success) {
+    const keys = new Set(Object.keys(own));
+    const wrong = parsed.error.issues.filter((issue) => issue.code === 'unrecognized_keys' || (issue.path.length > 0 && keys.has(String(issue.path[0])) && !(issue.code === 'invalid_type' && issue.received === 'undefined')));
+    if (wrong.length) throw new Error(formatZodError(new ZodError(wrong), prefix).join('; '));
+  }
+  entry.payMethods = entry.configuredPayMethods;
+  entry.payerFields = channel.manifest.payerFields ?? {};
 }

@@ -16,14 +16,30 @@ export interface RouteExplanation {
 export interface ExplainContext {
   /** False when a merchant id was given but the store has no such merchant (or there is no store). */
   merchantFound: boolean;
+  /** Accounts that are not serving (failed to load, disabled) by name: why is spelled out for those the payment would ask. */
+  unserved?: ReadonlyMap<string, UnservedAccount>;
+}
+
+/** An account that is not serving, the pay methods its config asks of it, and why. */
+export interface UnservedAccount {
+  name: string;
+  payMethods: ReadonlySet<string>;
+  error: string;
 }
 
 /**
  * Refuses what the merchant API would refuse before routing (unknown pay method, a currency not in api.currencies,
  * an amount above api.max_amount): explaining such a payment would describe a route no payment can take.
  */
-export function checkExplainRequest(routing: CompiledRouting, api: { currencies: readonly string[]; max_amount: number }, q: ExplainQuery): void {
-  if (!routing.payMethods.has(q.pay_method)) throw new ApiError('unknown_pay_method', `pay_method: no configured channel serves ${q.pay_method}`, 'pay_method');
+export function checkExplainRequest(routing: CompiledRouting, api: { currencies: readonly string[]; max_amount: number }, q: ExplainQuery, unserved: Iterable<UnservedAccount> = []): void {
+  if (!routing.payMethods.has(q.pay_method)) {
+    // Served only by accounts that did not load: say which and why, rather than that nothing is configured for it.
+    const would = [...unserved].filter((a) => a.payMethods.has(q.pay_method));
+    if (would.length) {
+      throw new ApiError('unknown_pay_method', `pay_method: ${q.pay_method} is served only by channel accounts that are not serving: ${would.map((a) => `${a.name} (${a.error})`).join('; ')}`, 'pay_method');
+    }
+    throw new ApiError('unknown_pay_method', `pay_method: no configured channel serves ${q.pay_method}`, 'pay_method');
+  }
   if (!api.currencies.includes(q.currency)) throw new ApiError('invalid_request', `currency: ${q.currency} is not enabled (api.currencies: ${api.currencies.join(', ')})`, 'currency');
   if (q.amount > api.max_amount) throw new ApiError('amount_too_large', `amount: above api.max_amount (${api.max_amount}), the API would refuse it`, 'amount');
 }
@@ -48,8 +64,11 @@ export function explainRoute(routing: CompiledRouting, input: RoutingInput, cont
     const account = routing.accounts[index];
     const name = account?.name ?? String(ruleConfig?.targets[k]);
     const skip = index < 0 ? 'unknown account' : routing.skipReason(index, input, day);
+    // A failed account serves nothing in the table: when its config asks it to serve this pay method, say why it does not.
+    const failed = context.unserved?.get(name);
+    const reason = skip === null ? 'usable' : failed?.payMethods.has(input.payMethod) ? `not serving: ${failed.error}` : describe(skip);
     const detail: RouteExplanation['targets'][number] = {
-      account: name, usable: skip === null, reason: skip === null ? 'usable' : describe(skip), breaker: account ? account.state.breaker.state : 'n/a',
+      account: name, usable: skip === null, reason, breaker: account ? account.state.breaker.state : 'n/a',
     };
     if (account && rule?.strategy === 'lowest_cost') {
       const fee = account.fees[input.payMethod] ?? account.fees.default;

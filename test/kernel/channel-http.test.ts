@@ -5,13 +5,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { ChannelError, type PluginLogger } from '../../core/index.js';
-import { KernelChannelHttp } from '../../core/kernel/channel-http.js';
+import { DEFAULT_POOL, KernelChannelHttp, type PoolSettings } from '../../core/kernel/channel-http.js';
 import { Metrics } from '../../core/ops/metrics.js';
 
 const silent: PluginLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-function executor(t: { teardown(fn: () => void): void }, timeoutMs = 2_000): KernelChannelHttp {
-  const http = new KernelChannelHttp('raw', timeoutMs, silent, new Metrics({ defaultMetrics: false }));
+function executor(t: { teardown(fn: () => void): void }, timeoutMs = 2_000, pool?: PoolSettings): KernelChannelHttp {
+  const http = new KernelChannelHttp('raw', timeoutMs, silent, new Metrics({ defaultMetrics: false }), pool);
   t.teardown(() => http.dispose());
   return http;
 }
@@ -166,4 +166,53 @@ test('a call that timed out queued behind busy connections is never written, and
   await new Promise((resolve) => setTimeout(resolve, 300));
   t.false(seen.includes('LATE'), 'a call that already ended must never reach the channel');
   t.is(closed, 0, 'refusing the ended call keeps the warm connection it was given');
+});
+
+/** Answers every call after `delayMs`, counting the connections it was reached on and timing each one's end. */
+async function slowServer(t: { teardown(fn: () => void): void }, delayMs: number, keepAliveHint: boolean) {
+  const opened: Array<{ lastAnswer: number; closedAfterMs: number | null }> = [];
+  const { url, server } = await listen(t, (req, res) => {
+    req.resume();
+    setTimeout(() => {
+      res.end('ok');
+      const conn = byId.get(req.socket)!;
+      conn.lastAnswer = performance.now();
+    }, delayMs);
+  });
+  // Node answers with `Keep-Alive: timeout=5` unless its own keep-alive timeout is 0 (then it sends no hint and keeps idle sockets open).
+  if (!keepAliveHint) server.keepAliveTimeout = 0;
+  const byId = new Map<Socket, { lastAnswer: number; closedAfterMs: number | null }>();
+  server.on('connection', (s: Socket) => {
+    const conn = { lastAnswer: performance.now(), closedAfterMs: null as number | null };
+    opened.push(conn);
+    byId.set(s, conn);
+    s.on('close', () => (conn.closedAfterMs = performance.now() - conn.lastAnswer));
+  });
+  return { url, opened };
+}
+
+test('the pool: at most `connections` to an origin, concurrent calls beyond them queue; the defaults are the former fixed values', async (t) => {
+  t.deepEqual({ ...executor(t).pool }, { connections: 64, keepAliveMs: 4_000, keepAliveMaxMs: 600_000 });
+  t.is(executor(t).pool, DEFAULT_POOL);
+  const { url, opened } = await slowServer(t, 50, true);
+  const http = executor(t, 5_000, { ...DEFAULT_POOL, connections: 2 });
+  const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => http.send({ method: 'POST', url: `${url}/pay`, body: `{"i":${i}}`, operation: 'create_payment' })));
+  t.deepEqual(answers.map((a) => a.text), Array(8).fill('ok'));
+  t.is(opened.length, 2, '8 concurrent calls on 2 connections');
+});
+
+test('the pool: an idle connection is closed after keep_alive_ms without a Keep-Alive hint, and a hint is followed only up to keep_alive_max_ms', async (t) => {
+  const quiet = await slowServer(t, 0, false);
+  await executor(t, 5_000, { ...DEFAULT_POOL, keepAliveMs: 300 }).send({ method: 'GET', url: `${quiet.url}/q`, operation: 'query' });
+  const hinted = await slowServer(t, 0, true);
+  await executor(t, 5_000, { ...DEFAULT_POOL, keepAliveMaxMs: 400 }).send({ method: 'GET', url: `${hinted.url}/q`, operation: 'query' });
+  const kept = await slowServer(t, 0, false);
+  await executor(t).send({ method: 'GET', url: `${kept.url}/q`, operation: 'query' });
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const closedAfter = (opened: Array<{ closedAfterMs: number | null }>) => opened.map((c) => c.closedAfterMs);
+  t.is(quiet.opened.length, 1);
+  t.true(quiet.opened[0]!.closedAfterMs !== null && quiet.opened[0]!.closedAfterMs >= 250 && quiet.opened[0]!.closedAfterMs < 1_000, `closed after ${closedAfter(quiet.opened)} ms`);
+  // The hint (timeout=5 → 3 s with undici's 2 s margin) is capped at 400 ms.
+  t.true(hinted.opened[0]!.closedAfterMs !== null && hinted.opened[0]!.closedAfterMs >= 350 && hinted.opened[0]!.closedAfterMs < 1_000, `closed after ${closedAfter(hinted.opened)} ms`);
+  t.deepEqual(closedAfter(kept.opened), [null], 'with the default keep_alive_ms (4 s) the connection is still open');
 });

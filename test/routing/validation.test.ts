@@ -139,3 +139,32 @@ test("the README's routing example is a valid table for the pay methods its plug
   const { problems } = compile(config.routing, accounts, undefined, config.api.currencies);
   t.deepEqual(problems, []);
 });
+
+test('schema errors under routing.rules name the rule as the load-time checks do, and say what each field expects', (t) => {
+  t.deepEqual(configProblems(`routing:
+  rules:
+    - name: p
+      match: { pay_method: [] }
+      targets: [a]
+    - name: q
+      match: { pay_method: "we*chat", currency: 5, merchant_group: [""] }
+      targets: []
+    - match: { pay_method: ["ok.*", "x*y"] }
+      strategy: 3
+      targets: [5, { account: a, wieght: 2 }]
+    - { name: "", targets: [a] }
+`), [
+    'routing.rules.0 (p).match.pay_method: expected a pay method such as wechat.native or a prefix ending in * such as wechat.*, or a non-empty list of them',
+    'routing.rules.1 (q).match.pay_method: a * may only end a pay method pattern (a prefix such as wechat.*)',
+    'routing.rules.1 (q).match.currency: expected a currency code such as CNY, or a non-empty list of them',
+    'routing.rules.1 (q).match.merchant_group.0: expected a group name from routing.groups, or a non-empty list of them',
+    'routing.rules.1 (q).targets: expected at least one target account',
+    'routing.rules.2.name: required',
+    'routing.rules.2.match.pay_method.1: a * may only end a pay method pattern (a prefix such as wechat.*)',
+    'routing.rules.2.strategy: 3 is not a strategy: expected one of priority, weighted, lowest_cost, success_rate',
+    'routing.rules.2.targets.0: expected a channel account name, or { account, weight }',
+    "routing.rules.2.targets.1: Unrecognized key(s) in object: 'wieght'",
+    'routing.rules.3.name: a rule needs a non-empty name',
+  ], 'a rule without a usable name is named by its index alone');
+  t.deepEqual(configProblems('routing:\n  rules:\n    - { name: all, match: { pay_method: "*" }, targets: [a] }\n'), [], 'a lone * is a prefix too');
+});

@@ -9,6 +9,7 @@ import type { CorbelState } from '../state.js';
 import type { HttpServices } from '../services.js';
 import type { MerchantAction } from '../../merchants/service.js';
 import { configStatus } from '../../kernel/status.js';
+import { unservedAccounts } from '../../kernel/snapshot.js';
 import { checkExplainRequest, explainInput, explainRoute } from '../../routing/explain.js';
 
 function tokenMatches(provided: string, expected: string): boolean {
@@ -114,12 +115,15 @@ export function adminRouter(s: HttpServices): Router<CorbelState> {
   });
 
   router.get('/routing/explain', async (ctx) => {
-    const { routing, config } = ctx.state.snapshot;
+    const { routing, config, accounts } = ctx.state.snapshot;
     const q = parseInput(explainQuerySchema, ctx.query);
-    checkExplainRequest(routing, config.api, q);
+    const unserved = unservedAccounts(accounts);
+    checkExplainRequest(routing, config.api, q, unserved);
     const merchant = q.merchant ? await s.store.merchants.get(s.store.reads, q.merchant) : undefined;
     const bindings = merchant ? await s.store.merchants.listBindings(s.store.reads, merchant.id) : [];
-    ctx.body = explainRoute(routing, explainInput(q, merchant, bindings.map((b) => b.account)), { merchantFound: !q.merchant || merchant !== undefined });
+    ctx.body = explainRoute(routing, explainInput(q, merchant, bindings.map((b) => b.account)), {
+      merchantFound: !q.merchant || merchant !== undefined, unserved: new Map(unserved.map((a) => [a.name, a])),
+    });
   });
 
   router.get('/channels/:account/statement', async (ctx) => {
