@@ -53,8 +53,8 @@ interface CompiledRule {
   strategy: RoutingRuleConfig['strategy'];
   targets: Int32Array;
   weights: Int32Array;
-  /** Weighted pick: slot → position in targets, so a pick is one random index. */
-  weightSlots: Uint8Array | null;
+  /** Weighted pick: running totals of the weights (the last is the total); a uniform draw in [0, total) finds its target. */
+  cumulativeWeights: Float64Array | null;
   exploration: number;
   /** Conditions other than pay method, currency, merchant and amount; null when there are none. */
   extra: ((input: RoutingInput, regions: readonly string[] | null, localMs: number) => boolean) | null;
@@ -84,7 +84,7 @@ interface SegmentTable {
  * A rule as the decision reads it: one run of int32s, so that on a large table a decision touches a cache line or
  * two instead of one per field. Targets follow the header, `count` of them.
  */
-const RECORD = { rule: 0, strategy: 1, count: 2, weightSlots: 3, explorationPpm: 4, targets: 5 } as const;
+const RECORD = { rule: 0, strategy: 1, count: 2, cumulativeWeights: 3, explorationPpm: 4, targets: 5 } as const;
 /** Sentinel for "no rule yet": an int32, so comparisons stay on small integers. */
 const NO_RULE = 0x7fffffff;
 
@@ -121,7 +121,6 @@ interface Bucket {
 }
 
 const DAY_MS = 86_400_000;
-const WEIGHT_SLOTS = 64;
 
 export function dayNumber(now: number, utcOffsetMinutes: number): number {
   return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS);
@@ -183,7 +182,8 @@ export class CompiledRouting {
   /** Every rule's decision record (RECORD), `stride` int32s each, in table order. */
   private readonly ruleRecords: Int32Array;
   private readonly stride: number;
-  private readonly weightSlotsFlat: Uint8Array;
+  /** Every weighted rule's running weight totals, one run per rule (RECORD.cumulativeWeights is where its run starts). */
+  private readonly cumulativeWeights: Float64Array;
   /** Where locate() found the matched rule's record: no allocation per decision. */
   private found: { records: Int32Array; at: number };
 
@@ -221,15 +221,21 @@ export class CompiledRouting {
     const maxTargets = Math.max(accounts.length, ...this.rules.map((r) => r.targets.length), 1);
     this.stride = RECORD.targets + Math.max(1, ...this.rules.map((r) => r.targets.length));
     this.ruleRecords = new Int32Array(this.rules.length * this.stride);
-    const weighted = this.rules.filter((r) => r.weightSlots);
-    this.weightSlotsFlat = new Uint8Array(WEIGHT_SLOTS * weighted.length);
-    weighted.forEach((r, k) => this.weightSlotsFlat.set(r.weightSlots!, WEIGHT_SLOTS * k));
+    const weightsAt = new Int32Array(this.rules.length).fill(-1);
+    let weightRuns = 0;
+    for (const r of this.rules) {
+      if (!r.cumulativeWeights) continue;
+      weightsAt[r.index] = weightRuns;
+      weightRuns += r.cumulativeWeights.length;
+    }
+    this.cumulativeWeights = new Float64Array(weightRuns);
+    for (const r of this.rules) if (r.cumulativeWeights) this.cumulativeWeights.set(r.cumulativeWeights, weightsAt[r.index]!);
     this.rules.forEach((r, i) => {
       const at = i * this.stride;
       this.ruleRecords[at + RECORD.rule] = i;
       this.ruleRecords[at + RECORD.strategy] = STRATEGY_CODES[r.strategy];
       this.ruleRecords[at + RECORD.count] = r.targets.length;
-      this.ruleRecords[at + RECORD.weightSlots] = r.weightSlots ? WEIGHT_SLOTS * weighted.indexOf(r) : -1;
+      this.ruleRecords[at + RECORD.cumulativeWeights] = weightsAt[i]!;
       this.ruleRecords[at + RECORD.explorationPpm] = Math.round(r.exploration * 1e6);
       this.ruleRecords.set(r.targets, at + RECORD.targets);
     });
@@ -302,23 +308,18 @@ export class CompiledRouting {
       // Own keys only: `toString` or `constructor` must not be found on the prototype of the payment's metadata.
       extras.push((i) => entries.every(([k, v]) => Object.hasOwn(i.metadata, k) && (v === '*' || i.metadata[k] === v)));
     }
-    let weightSlots: Uint8Array | null = null;
+    let cumulativeWeights: Float64Array | null = null;
     const totalWeight = targets.reduce((a, t) => a + t.weight, 0);
     if (r.strategy === 'weighted' && totalWeight > 0) {
-      weightSlots = new Uint8Array(WEIGHT_SLOTS);
-      let slot = 0;
+      // Integer weights summed exactly (a Float64 holds integers up to 2^53): a target's share is weight / total, however small.
       let cumulative = 0;
-      targets.forEach((t, k) => {
-        cumulative += t.weight;
-        const until = k === targets.length - 1 ? WEIGHT_SLOTS : Math.round((cumulative / totalWeight) * WEIGHT_SLOTS);
-        for (; slot < until; slot++) weightSlots![slot] = k;
-      });
+      cumulativeWeights = Float64Array.from(targets, (t) => (cumulative += t.weight));
     }
     return {
       index, name: r.name, strategy: r.strategy,
       targets: Int32Array.from(targets.map((t) => this.accountIndex.get(t.account) ?? -1)),
       weights: Int32Array.from(targets.map((t) => t.weight)),
-      weightSlots, exploration: r.exploration,
+      cumulativeWeights, exploration: r.exploration,
       extra: extras.length === 0 ? null : extras.length === 1 ? extras[0]! : (i, region, local) => extras.every((e) => e(i, region, local)),
       amountMin: m.amount_min ?? 0, amountMax: m.amount_max ?? Number.MAX_SAFE_INTEGER,
       matchesAnyMerchant: m.merchant === undefined && m.merchant_group === undefined,
@@ -448,11 +449,26 @@ export class CompiledRouting {
     return out;
   }
 
-  /** A weighted pick goes first; the rest keep their priority order as fallbacks. */
+  /**
+   * A weighted pick goes first; the rest keep their priority order as fallbacks. The pick is exact in expectation:
+   * an integer drawn uniformly in [0, total) falls in target k's run [cumulative[k-1], cumulative[k]) with probability
+   * weight[k] / total (a weight-0 target has an empty run and is never drawn). Found by binary search, allocating nothing.
+   */
   private orderWeighted(records: Int32Array, at: number): void {
-    const slots = records[at + RECORD.weightSlots]!;
-    if (slots < 0) return;
-    const picked = records[at + RECORD.targets + this.weightSlotsFlat[slots + ((Math.random() * WEIGHT_SLOTS) | 0)]!]!;
+    const from = records[at + RECORD.cumulativeWeights]!;
+    if (from < 0) return;
+    const cumulative = this.cumulativeWeights;
+    const last = from + records[at + RECORD.count]! - 1;
+    const draw = Math.floor(Math.random() * cumulative[last]!);
+    // The first k with cumulative[k] > draw.
+    let lo = from;
+    let hi = last;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > draw) hi = mid;
+      else lo = mid + 1;
+    }
+    const picked = records[at + RECORD.targets + lo - from]!;
     const c = this.out.candidates;
     let found = -1;
     for (let k = 0; k < this.out.count; k++) if (c[k] === picked) found = k;

@@ -241,3 +241,29 @@ test('a rule with many targets and a narrow one in another set both decide in fu
   t.deepEqual(order(routing, input({ payMethod: 'wechat.native' })), ['acc_3', 'acc_1']);
   t.deepEqual(order(routing, input({ payMethod: 'alipay.qr' })), many.map((a) => a.name));
 });
+
+/** Shares of first place over n decisions, per target, for a weighted rule with these weights. */
+function weightedShares(weights: number[], n: number): number[] {
+  const names = weights.map((_, k) => `w${k}`);
+  const { routing, problems } = compile({ rules: [{ name: 'w', match: {}, strategy: 'weighted', targets: names.map((account, k) => ({ account, weight: weights[k]! })) }] },
+    names.map((name) => ({ name, payMethods: wechat })));
+  if (problems.length) throw new Error(problems.join('\n'));
+  const counts = new Array<number>(weights.length).fill(0);
+  const i = input();
+  for (let k = 0; k < n; k++) counts[routing.decide(i).candidates[0]!]!++;
+  return counts.map((c) => c / n);
+}
+
+test('weighted: the split is exact in expectation, however small a share (weight 1 of 200 is drawn ~0.5% of the time)', (t) => {
+  // Bounds are about 7 standard deviations wide: a correct split fails them about once in 10^11 runs.
+  const [small, large] = weightedShares([1, 199], 400_000);
+  t.true(small! > 0.0042 && small! < 0.0058, `weight 1 of 200 drawn ${(small! * 100).toFixed(3)}% (expected 0.5%; 64 slots gave 0%)`);
+  t.true(Math.abs(large! - 0.995) < 0.0008, `weight 199 of 200: ${large}`);
+  const [ten] = weightedShares([10, 90], 200_000);
+  t.true(Math.abs(ten! - 0.1) < 0.0045, `weight 10 of 100 drawn ${(ten! * 100).toFixed(2)}% (expected 10%; 64 slots gave 9.4%)`);
+  const [zero, one, three] = weightedShares([0, 1, 3], 100_000);
+  t.is(zero, 0, 'weight 0 is never drawn');
+  t.true(Math.abs(one! - 0.25) < 0.01 && Math.abs(three! - 0.75) < 0.01, `${one} / ${three}`);
+  const [huge, tiny] = weightedShares([2 ** 40, 1], 50_000);
+  t.is(huge! + tiny!, 1, 'weights far above 64 or int32 still draw only real targets');
+});
