@@ -126,6 +126,11 @@ export function dayNumber(now: number, utcOffsetMinutes: number): number {
   return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS);
 }
 
+/** Hours [from, to) that cover every hour of the day: the only such range is 0–24 (from equal to to is refused). */
+export function isWholeDay(hours: { from: number; to: number }): boolean {
+  return hours.from === 0 && hours.to === 24;
+}
+
 /** `wechat.*` matches `wechat.native`; `*` matches anything; otherwise an exact match. Used at compile time only. */
 export function patternMatches(patterns: string | string[] | undefined, value: string): boolean {
   if (patterns === undefined) return true;
@@ -291,7 +296,8 @@ export class CompiledRouting {
       const set = new Set(regions);
       extras.push((_i, payerRegions) => payerRegions !== null && payerRegions.some((r) => set.has(r)));
     }
-    if (m.hours) {
+    // hours 0–24 is the whole day: no condition (the rule stays amount-only and folds into the segment table).
+    if (m.hours && !isWholeDay(m.hours)) {
       const { from, to } = m.hours;
       extras.push((_i, _r, localMs) => {
         const hour = Math.floor((localMs % DAY_MS) / 3_600_000);
@@ -508,19 +514,24 @@ export class CompiledRouting {
     return dayNumber(now, this.offsetMinutes);
   }
 
-  /** True when, in every bucket the rule belongs to, earlier amount-only rules cover its whole amount range. */
-  coveredByEarlierSimpleRules(ruleIndex: number): boolean {
+  /**
+   * The earlier amount-only rules that, in every bucket the rule belongs to, together own its whole amount range
+   * (so it can never match), or null when some part of its range is left to it or to a later rule.
+   */
+  earlierSegmentOwners(ruleIndex: number): number[] | null {
     const rule = this.rules[ruleIndex]!;
+    const owners = new Set<number>();
     let inAny = false;
-    for (const bucket of [...this.buckets.values()].flatMap((byCurrency) => [...byCurrency.values()])) {
-      const sets = [bucket.generic, ...bucket.byMerchant.values()].filter((s) => s.members.includes(ruleIndex));
-      for (const set of sets) {
-        inAny = true;
-        const covered = (s: RuleSet | undefined) => !!s?.segments && sameOwnerThroughout(s.segments, rule.amountMin, rule.amountMax, ruleIndex);
-        if (!covered(set)) return false;
+    for (const byCurrency of this.buckets.values()) {
+      for (const bucket of byCurrency.values()) {
+        for (const set of [bucket.generic, ...bucket.byMerchant.values()]) {
+          if (!set.members.includes(ruleIndex)) continue;
+          inAny = true;
+          if (!set.segments || !ownersThroughout(set.segments, rule.amountMin, rule.amountMax, ruleIndex, owners)) return null;
+        }
       }
     }
-    return inAny;
+    return inAny ? [...owners].sort((a, b) => a - b) : null;
   }
 
   /** Which simple rules own at least one amount segment somewhere, and which appear in any bucket. */
@@ -542,12 +553,14 @@ function collect(set: RuleSet, owning: Set<number>, seen: Set<number>): void {
   for (const r of set.segments.rule) if (r >= 0) owning.add(r);
 }
 
-function sameOwnerThroughout(s: SegmentTable, from: number, to: number, owner: number): boolean {
+/** True when every segment overlapping [from, to] is owned by a rule before `before`; those owners are added to `owners`. */
+function ownersThroughout(s: SegmentTable, from: number, to: number, before: number, owners: Set<number>): boolean {
   for (let k = 0; k < s.starts.length; k++) {
     const start = s.starts[k]!;
     const end = k + 1 < s.starts.length ? s.starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
     if (end < from || start > to) continue;
-    if (!(s.rule[k]! >= 0 && s.rule[k]! < owner)) return false;
+    if (!(s.rule[k]! >= 0 && s.rule[k]! < before)) return false;
+    owners.add(s.rule[k]!);
   }
   return true;
 }
@@ -654,80 +667,3 @@ function buildRuleSet(rules: CompiledRule[], ruleRecords: Int32Array, ruleStride
 }
 
 export type { RoutingState };
-
-/**
- * Rules that can never match because earlier rules shadow them. A rule with only amount
- * conditions is shadowed when, in every bucket it belongs to, no amount segment is left to it
- * (the union of earlier rules covers it). A rule with other conditions is shadowed when one
- * earlier rule matches a superset of what it matches.
- */
-export function shadowedRules(routing: CompiledRouting, config: RoutingConfig): number[] {
-  const owners = routing.segmentOwnership();
-  const shadowed: number[] = [];
-  for (const rule of routing.rules) {
-    const src = config.rules[rule.index]!;
-    const m = src.match;
-    if (m.amount_min !== undefined && m.amount_max !== undefined && m.amount_min > m.amount_max) {
-      shadowed.push(rule.index);
-      continue;
-    }
-    if (rule.extra === null) {
-      if (owners.buckets.has(rule.index) && !owners.owning.has(rule.index)) shadowed.push(rule.index);
-      continue;
-    }
-    if (routing.coveredByEarlierSimpleRules(rule.index)) {
-      shadowed.push(rule.index);
-      continue;
-    }
-    for (let i = 0; i < rule.index; i++) {
-      if (covers(config.rules[i]!.match, m, config, routing.payMethods)) {
-        shadowed.push(rule.index);
-        break;
-      }
-    }
-  }
-  return shadowed;
-}
-
-type Match = RoutingRuleConfig['match'];
-
-/** Does every input matched by `b` also match `a`? Conservative: false when unsure. */
-export function covers(a: Match, b: Match, config: RoutingConfig, payMethods: ReadonlySet<string>): boolean {
-  const universe = [...payMethods];
-  const methodsOf = (m: Match) => universe.filter((pm) => patternMatches(m.pay_method, pm));
-  const bMethods = methodsOf(b);
-  // Pay methods of accounts that failed to load are unknown here: never call such a rule shadowed.
-  if (bMethods.length === 0) return false;
-  if (a.pay_method !== undefined) {
-    const am = new Set(methodsOf(a));
-    if (!bMethods.every((pm) => am.has(pm))) return false;
-  }
-  if ((a.amount_min ?? 0) > (b.amount_min ?? 0)) return false;
-  if ((a.amount_max ?? Infinity) < (b.amount_max ?? Infinity)) return false;
-  // Currency patterns may use wildcards; apps, tags and regions are matched exactly at run time, so compare them exactly.
-  const subset = (x: string | string[] | undefined, y: string | string[] | undefined, exact: boolean) =>
-    x === undefined || (y !== undefined && asList(y)!.every((v) => (exact ? asList(x)!.includes(v) : patternMatches(x, v))));
-  if (!subset(a.currency, b.currency, false) || !subset(a.app, b.app, true) || !subset(a.merchant_tag, b.merchant_tag, true) || !subset(a.payer_region, b.payer_region, true)) return false;
-  if (a.merchant !== undefined || a.merchant_group !== undefined) {
-    const merchantsOf = (m: Match) => new Set([...(asList(m.merchant) ?? []), ...(asList(m.merchant_group) ?? []).flatMap((g) => config.groups[g] ?? [])]);
-    if (b.merchant === undefined && b.merchant_group === undefined) return false;
-    const am = merchantsOf(a);
-    if (![...merchantsOf(b)].every((x) => am.has(x))) return false;
-  }
-  if (a.hours) {
-    if (!b.hours) return false;
-    const hoursOf = (h: { from: number; to: number }) => Array.from({ length: 24 }, (_, x) => x).filter((x) => (h.from < h.to ? x >= h.from && x < h.to : x >= h.from || x < h.to));
-    const ah = new Set(hoursOf(a.hours));
-    if (!hoursOf(b.hours).every((x) => ah.has(x))) return false;
-  }
-  if (a.dates) {
-    if (!b.dates || b.dates.from < a.dates.from || b.dates.to > a.dates.to) return false;
-  }
-  if (a.metadata) {
-    for (const [k, v] of Object.entries(a.metadata)) {
-      if (!b.metadata || !Object.hasOwn(b.metadata, k)) return false;
-      if (v !== '*' && b.metadata[k] !== v) return false;
-    }
-  }
-  return true;
-}

@@ -1,5 +1,6 @@
 import type { RoutingConfig, RoutingRuleConfig } from '../config/schema.js';
-import { patternMatches, shadowedRules, type CompiledRouting } from './engine.js';
+import { patternMatches, type CompiledRouting } from './engine.js';
+import { ruleShapes, shadowedRules } from './shadow.js';
 
 /** Account name → the pay methods it serves; null when unknown (plugin failed to load, or disabled). */
 type ServedBy = ReadonlyMap<string, ReadonlySet<string> | null>;
@@ -38,12 +39,18 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
       if (!accountPayMethods.has(a)) problems.push(`routing.pins.${merchant}.${k}: no channel account named ${a}`);
     });
   }
-  for (const index of shadowedRules(routing, config)) {
+  const shapes = ruleShapes(routing, config);
+  for (const { index, by } of shadowedRules(routing, config, shapes)) {
     const rule = config.rules[index]!;
-    if (rule.match.amount_min !== undefined && rule.match.amount_max !== undefined && rule.match.amount_min > rule.match.amount_max) continue;
-    problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it`);
+    problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it: ${ruleList(config, by)}`);
   }
   return problems;
+}
+
+/** `rules.0 (night), rules.1 (day)`, the first five and how many more. */
+function ruleList(config: RoutingConfig, indices: readonly number[]): string {
+  const named = indices.slice(0, 5).map((i) => `rules.${i} (${config.rules[i]!.name})`);
+  return indices.length > 5 ? `${named.join(', ')} and ${indices.length - 5} more` : named.join(', ');
 }
 
 /** Every pay method at least one loaded account serves, in config order. */
@@ -117,3 +124,4 @@ function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, currenc
   for (const r of [rule.match.payer_region ?? []].flat()) if (!Object.hasOwn(config.regions, r)) problems.push(`${at}.match.payer_region: no region named ${r}`);
   return problems;
 }
+

@@ -98,7 +98,7 @@ test('hours with from equal to to, and a currency outside api.currencies, are er
   const { problems } = compile({
     rules: [
       { name: 'never', match: { merchant: 'mch_night', hours: { from: 5, to: 5 } }, targets: ['a'] },
-      { name: 'day', match: { hours: { from: 0, to: 24 } }, targets: ['a'] },
+      { name: 'day', match: { merchant: 'mch_day', hours: { from: 0, to: 24 } }, targets: ['a'] },
       { name: 'usd', match: { currency: 'USD' }, targets: ['a'] },
       { name: 'cny_or_eur', match: { currency: ['CNY', 'EUR'], amount_min: 5 }, targets: ['a'] },
     ],
@@ -138,4 +138,83 @@ test("the README's routing example is a valid table for the pay methods its plug
   t.true(accounts.length >= 4);
   const { problems } = compile(config.routing, accounts, undefined, config.api.currencies);
   t.deepEqual(problems, []);
+});
+
+test('shadowing by several earlier rules together (hours, amount, dates), and hours 0-24 as no condition; the message names the shadowing rules', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const shadow = (rules: unknown[]) => compile({ rules }, accounts).problems;
+  const halves = shadow([
+    { name: 'am', match: { hours: { from: 0, to: 12 } }, targets: ['a'] },
+    { name: 'pm', match: { hours: { from: 12, to: 24 } }, targets: ['b'] },
+    { name: 'rest', match: {}, targets: ['a'] },
+  ]);
+  t.deepEqual(halves, ['routing.rules.2 (rest).match: can never match, earlier rules shadow it: rules.0 (am), rules.1 (pm)']);
+
+  const wholeDay = compile({ rules: [{ name: 'day', match: { hours: { from: 0, to: 24 } }, targets: ['a'] }, { name: 'rest', match: {}, targets: ['b'] }] }, accounts);
+  t.deepEqual(wholeDay.problems, ['routing.rules.1 (rest).match: can never match, earlier rules shadow it: rules.0 (day)']);
+  for (const hour of [0, 5, 12, 23]) t.is(wholeDay.routing.decide(input({ now: Date.UTC(2026, 10, 28, hour - 8) })).ruleName, 'day', `hours 0-24 matches at ${hour}:00`);
+
+  t.deepEqual(shadow([
+    { name: 'night', match: { app: 'app_x', hours: { from: 22, to: 6 } }, targets: ['a'] },
+    { name: 'day', match: { hours: { from: 6, to: 22 } }, targets: ['b'] },
+    { name: 'app_x', match: { app: 'app_x', pay_method: 'wechat.native' }, targets: ['a'] },
+  ]), ['routing.rules.2 (app_x).match: can never match, earlier rules shadow it: rules.0 (night), rules.1 (day)'], 'a wrap-around range, and a wider earlier rule, join');
+
+  t.deepEqual(shadow([
+    { name: 'small', match: { app: 'app_x', amount_max: 999 }, targets: ['a'] },
+    { name: 'big', match: { app: ['app_x', 'app_y'], amount_min: 1000 }, targets: ['b'] },
+    { name: 'app_x', match: { app: 'app_x' }, targets: ['a'] },
+  ]), ['routing.rules.2 (app_x).match: can never match, earlier rules shadow it: rules.0 (small), rules.1 (big)']);
+
+  t.deepEqual(shadow([
+    { name: 'early_nov', match: { metadata: { campaign: '*' }, dates: { from: '2026-11-01', to: '2026-11-10' } }, targets: ['a'] },
+    { name: 'late_nov', match: { metadata: { campaign: '*' }, dates: { from: '2026-11-11', to: '2026-11-30' } }, targets: ['b'] },
+    { name: 'nov_sale', match: { metadata: { campaign: 'sale' }, dates: { from: '2026-11-05', to: '2026-11-20' } }, targets: ['a'] },
+  ]), ['routing.rules.2 (nov_sale).match: can never match, earlier rules shadow it: rules.0 (early_nov), rules.1 (late_nov)']);
+});
+
+test('no false shadowing: near misses that leave a rule something to match are accepted, and it does match', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const china = (day: number, hour: number) => Date.UTC(2026, 10, day, hour - 8);
+  const cases: Array<[string, unknown[], Parameters<typeof input>[0]]> = [
+    ['an hour left (23:00)', [
+      { name: 'am', match: { hours: { from: 0, to: 12 } }, targets: ['a'] },
+      { name: 'pm', match: { hours: { from: 12, to: 23 } }, targets: ['b'] },
+    ], { now: china(28, 23) }],
+    ['the halves are for different apps', [
+      { name: 'am', match: { app: 'app_x', hours: { from: 0, to: 12 } }, targets: ['a'] },
+      { name: 'pm', match: { app: 'app_y', hours: { from: 12, to: 24 } }, targets: ['b'] },
+    ], { now: china(28, 3), appId: 'app_y' }],
+    ['one half for one pay method only', [
+      { name: 'am', match: { pay_method: 'wechat.native', hours: { from: 0, to: 12 } }, targets: ['a'] },
+      { name: 'pm', match: { hours: { from: 12, to: 24 } }, targets: ['b'] },
+    ], { now: china(28, 3), payMethod: 'wechat.jsapi' }],
+    ['one half needs metadata', [
+      { name: 'am', match: { hours: { from: 0, to: 12 }, metadata: { campaign: '*' } }, targets: ['a'] },
+      { name: 'pm', match: { hours: { from: 12, to: 24 } }, targets: ['b'] },
+    ], { now: china(28, 3) }],
+    ['differ in two dimensions at once', [
+      { name: 'am_small', match: { hours: { from: 0, to: 12 }, amount_max: 999 }, targets: ['a'] },
+      { name: 'pm_big', match: { hours: { from: 12, to: 24 }, amount_min: 1000 }, targets: ['b'] },
+    ], { now: china(28, 3), amount: 5000 }],
+  ];
+  for (const [why, earlier, reaching] of cases) {
+    const { routing, problems } = compile({ rules: [...earlier, { name: 'rest', match: {}, targets: ['a'] }] }, accounts);
+    t.deepEqual(problems, [], why);
+    t.is(routing.decide(input(reaching)).ruleName, 'rest', `${why}: and it matches`);
+  }
+  const amountGap = compile({ rules: [
+    { name: 'small', match: { app: 'app_x', amount_max: 998 }, targets: ['a'] },
+    { name: 'big', match: { app: 'app_x', amount_min: 1000 }, targets: ['b'] },
+    { name: 'app_x', match: { app: 'app_x' }, targets: ['a'] },
+  ] }, accounts);
+  t.deepEqual(amountGap.problems, []);
+  t.is(amountGap.routing.decide(input({ appId: 'app_x', amount: 999 })).ruleName, 'app_x');
+  const dateGap = compile({ rules: [
+    { name: 'early', match: { dates: { from: '2026-11-01', to: '2026-11-10' } }, targets: ['a'] },
+    { name: 'late', match: { dates: { from: '2026-11-12', to: '2026-11-30' } }, targets: ['b'] },
+    { name: 'nov', match: { dates: { from: '2026-11-01', to: '2026-11-30' }, app: 'app_1' }, targets: ['a'] },
+  ] }, accounts);
+  t.deepEqual(dateGap.problems, []);
+  t.is(dateGap.routing.decide(input({ now: china(11, 12) })).ruleName, 'nov');
 });
