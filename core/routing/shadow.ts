@@ -185,3 +185,12 @@ export function shadowedRules(routing: CompiledRouting, config: RoutingConfig, s
   return shadowed;
 }
 
+/**
+ * Can rule `index` match a payment of `merchant` with `payMethod`, as far as earlier rules go? False when earlier
+ * rules provably catch every such payment first (one of them, or several together in one interval dimension).
+ */
+export function reachableFor(index: number, merchant: string, payMethod: string, shapes: readonly MatchShape[]): boolean {
+  const own = shapes[index]!;
+  const narrowed: MatchShape = { ...own, methods: new Set([payMethod]), anyMethod: false, merchants: new Set([merchant]) };
+  return shadowingRules(narrowed, shapes.slice(0, index).map((shape, i) => ({ index: i, shape }))) === null;
+}

@@ -1,6 +1,6 @@
 import type { RoutingConfig, RoutingRuleConfig } from '../config/schema.js';
 import { patternMatches, type CompiledRouting } from './engine.js';
-import { ruleShapes, shadowedRules } from './shadow.js';
+import { reachableFor, ruleShapes, shadowedRules, type MatchShape } from './shadow.js';
 
 /** Account name → the pay methods it serves; null when unknown (plugin failed to load, or disabled). */
 type ServedBy = ReadonlyMap<string, ReadonlySet<string> | null>;
@@ -40,6 +40,7 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
     });
   }
   const shapes = ruleShapes(routing, config);
+  problems.push(...pinProblems(config, accountPayMethods, shapes));
   for (const { index, by } of shadowedRules(routing, config, shapes)) {
     const rule = config.rules[index]!;
     problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it: ${ruleList(config, by)}`);
@@ -51,6 +52,45 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
 function ruleList(config: RoutingConfig, indices: readonly number[]): string {
   const named = indices.slice(0, 5).map((i) => `rules.${i} (${config.rules[i]!.name})`);
   return indices.length > 5 ? `${named.join(', ')} and ${indices.length - 5} more` : named.join(', ');
+}
+
+/**
+ * Pins only filter a rule's targets: a pinned merchant whose payment matches a rule with none of its pinned accounts
+ * among the targets (for that pay method) fails there with no_channel_available, every time. Reported for every rule
+ * that can match the merchant's payments of a pay method one of its pinned accounts serves (a pay method none of them
+ * serves fails whatever the rules say), unless earlier rules provably catch all of those payments first.
+ */
+function pinProblems(config: RoutingConfig, accountPayMethods: ServedBy, shapes: readonly MatchShape[]): string[] {
+  const problems: string[] = [];
+  for (const [merchant, pinned] of Object.entries(config.pins)) {
+    const served = pinned.map((a) => accountPayMethods.get(a));
+    // A pinned account whose plugin failed (or that is disabled) may serve anything once it is back: do not guess.
+    if (served.some((s) => s === null)) continue;
+    const pinnedMethods = new Set(served.flatMap((s) => [...(s ?? [])]));
+    const byMethod = new Map<string, number[]>();
+    config.rules.forEach((rule, i) => {
+      const shape = shapes[i]!;
+      if (shape.merchants !== null && !shape.merchants.has(merchant)) return;
+      const targets = rule.targets.map((t) => (typeof t === 'string' ? t : t.account)).filter((name) => pinned.includes(name));
+      const targetServes = targets.map((name) => accountPayMethods.get(name));
+      if (targetServes.some((s) => s === null)) return;
+      for (const pm of shape.methods) {
+        if (!pinnedMethods.has(pm) || targetServes.some((s) => s?.has(pm))) continue;
+        if (!reachableFor(i, merchant, pm, shapes)) continue;
+        (byMethod.get(pm) ?? byMethod.set(pm, []).get(pm)!).push(i);
+      }
+    });
+    // One problem per set of rules, naming every pay method it strands.
+    const byRules = new Map<string, { rules: number[]; methods: string[] }>();
+    for (const [pm, rules] of byMethod) {
+      const key = rules.join(',');
+      (byRules.get(key) ?? byRules.set(key, { rules, methods: [] }).get(key)!).methods.push(pm);
+    }
+    for (const { rules, methods } of byRules.values()) {
+      problems.push(`routing.pins.${merchant}: merchant ${merchant} is pinned to ${pinned.join(', ')}, but ${rules.length === 1 ? 'rule' : 'rules'} ${ruleList(config, rules)} can match its ${methods.join(', ')} payments and ${rules.length === 1 ? 'has' : 'have'} no pinned target serving them: those payments would fail with no_channel_available; add a pinned account to ${rules.length === 1 ? 'its' : 'their'} targets or a rule for ${merchant} before ${rules.length === 1 ? 'it' : 'them'}`);
+    }
+  }
+  return problems;
 }
 
 /** Every pay method at least one loaded account serves, in config order. */

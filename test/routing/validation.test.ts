@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseConfigText } from '../../core/config/load.js';
 import type { ChannelPlugin } from '../../core/contract/channel.js';
-import { compile, input, type AccountSpec } from './table.js';
+import { compile, input, order, type AccountSpec } from './table.js';
 
 const wechat = ['wechat.native', 'wechat.jsapi'];
 const alipay = ['alipay.qr', 'alipay.page'];
@@ -217,4 +217,45 @@ test('no false shadowing: near misses that leave a rule something to match are a
   ] }, accounts);
   t.deepEqual(dateGap.problems, []);
   t.is(dateGap.routing.decide(input({ now: china(11, 12) })).ruleName, 'nov');
+});
+
+test('a pinned merchant with no pinned target in a rule that can match its payments is an error naming pin, merchant and rules', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'wechat_a', payMethods: wechat }, { name: 'wechat_b', payMethods: wechat }, { name: 'alipay_a', payMethods: alipay }];
+  const { routing, problems } = compile({
+    pins: { mch_3: ['wechat_b'] },
+    rules: [
+      { name: 'big_wechat', match: { pay_method: 'wechat.*', amount_min: 500_000 }, targets: ['wechat_a'] },
+      { name: 'native', match: { pay_method: 'wechat.native' }, targets: ['wechat_a', 'wechat_b'] },
+      { name: 'ali', match: { pay_method: 'alipay.*' }, targets: ['alipay_a'] },
+      { name: 'rest', match: {}, targets: ['wechat_a', 'alipay_a'] },
+    ],
+  }, accounts);
+  t.deepEqual(problems, [
+    'routing.pins.mch_3: merchant mch_3 is pinned to wechat_b, but rule rules.0 (big_wechat) can match its wechat.native payments and has no pinned target serving them: those payments would fail with no_channel_available; add a pinned account to its targets or a rule for mch_3 before it',
+    'routing.pins.mch_3: merchant mch_3 is pinned to wechat_b, but rules rules.0 (big_wechat), rules.3 (rest) can match its wechat.jsapi payments and have no pinned target serving them: those payments would fail with no_channel_available; add a pinned account to their targets or a rule for mch_3 before them',
+  ], 'alipay payments of mch_3 fail whatever the rules say (its pinned account serves none): not the rules\' doing');
+  t.is(routing.decide(input({ merchantId: 'mch_3', amount: 600_000 })).count, 0, 'what the check prevents');
+
+  const fine = (rules: unknown[], why: string) => {
+    const r = compile({ pins: { mch_3: ['wechat_b'] }, groups: { vip: ['mch_3'] }, rules }, accounts);
+    t.deepEqual(r.problems, [], why);
+    return r.routing;
+  };
+  const own = fine([
+    { name: 'mch_3', match: { merchant: 'mch_3', pay_method: 'wechat.*' }, targets: ['wechat_b'] },
+    { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+  ], 'a rule of its own before the others catches all of its payments');
+  t.deepEqual(order(own, input({ merchantId: 'mch_3' })), ['wechat_b']);
+  fine([
+    { name: 'vip_small', match: { merchant_group: 'vip', pay_method: 'wechat.*', amount_max: 999 }, targets: ['wechat_b'] },
+    { name: 'vip_big', match: { merchant: ['mch_3', 'mch_4'], pay_method: 'wechat.*', amount_min: 1000 }, targets: ['wechat_b', 'wechat_a'] },
+    { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+  ], 'earlier rules for it together cover every amount');
+  fine([
+    { name: 'other', match: { merchant: 'mch_9', pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+    { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a', 'wechat_b'] },
+  ], 'a rule for another merchant, and one with the pinned account among others');
+  const down = compile({ pins: { mch_3: ['broken'] }, rules: [{ name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] }] },
+    [...accounts, { name: 'broken', payMethods: [], available: false }]);
+  t.deepEqual(down.problems, [], 'a pinned account whose plugin failed may serve anything: that failure is reported on its own');
 });
