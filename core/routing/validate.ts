@@ -100,10 +100,12 @@ function servedPayMethods(accountPayMethods: ServedBy): string[] {
   return [...all];
 }
 
-/** Unknown targets, targets serving none of the rule's pay methods, weights summing to 0. */
+/** Unknown targets, the same account twice, targets serving none of the rule's pay methods, weights summing to 0. */
 function targetProblems({ rule, at, targets }: RuleContext): string[] {
   const problems: string[] = [];
   targets.forEach(({ name, serves }, k) => {
+    const first = targets.findIndex((t) => t.name === name);
+    if (first < k) problems.push(`${at}.targets.${k}: channel account ${name} is already targets.${first}; list each account once`);
     if (serves === undefined) problems.push(`${at}.targets.${k}: no channel account named ${name}`);
     // An account whose plugin failed to load has no known pay methods; that failure is reported on its own.
     else if (serves && ![...serves].some((pm) => patternMatches(rule.match.pay_method, pm))) {
@@ -165,3 +167,30 @@ function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, currenc
   return problems;
 }
 
+/**
+ * Fields that only one strategy reads, set on a rule with another strategy: `weight` on a target of a rule that is
+ * not `weighted`, `exploration` on one that is not `success_rate`. They signal a misunderstanding (a priority rule
+ * does not split by weight), so they are errors. Checked on the config as written, before defaults are filled in
+ * (the schema gives every target a weight and every rule an exploration); call it once the schema has accepted it.
+ */
+export function strategyFieldProblems(raw: unknown): string[] {
+  const rules = (raw as { routing?: { rules?: unknown } } | null)?.routing?.rules;
+  if (!Array.isArray(rules)) return [];
+  const problems: string[] = [];
+  rules.forEach((rule: { name?: unknown; strategy?: unknown; targets?: unknown; exploration?: unknown }, i) => {
+    if (typeof rule !== 'object' || rule === null) return;
+    const at = `routing.rules.${i} (${String(rule.name)})`;
+    const strategy = typeof rule.strategy === 'string' ? rule.strategy : 'priority';
+    if (strategy !== 'weighted' && Array.isArray(rule.targets)) {
+      rule.targets.forEach((t: unknown, k) => {
+        if (typeof t === 'object' && t !== null && Object.hasOwn(t, 'weight')) {
+          problems.push(`${at}.targets.${k}.weight: only the weighted strategy uses weights, this rule is ${strategy}; remove it or set strategy: weighted`);
+        }
+      });
+    }
+    if (strategy !== 'success_rate' && Object.hasOwn(rule, 'exploration')) {
+      problems.push(`${at}.exploration: only the success_rate strategy explores, this rule is ${strategy}; remove it or set strategy: success_rate`);
+    }
+  });
+  return problems;
+}

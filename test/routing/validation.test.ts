@@ -259,3 +259,36 @@ test('a pinned merchant with no pinned target in a rule that can match its payme
     [...accounts, { name: 'broken', payMethods: [], available: false }]);
   t.deepEqual(down.problems, [], 'a pinned account whose plugin failed may serve anything: that failure is reported on its own');
 });
+
+test('the same account twice in a rule, weight on a rule that is not weighted, exploration on one that is not success_rate: errors naming rule and field', (t) => {
+  const { problems } = compile({ rules: [{ name: 'dup', match: {}, targets: ['a', 'b', 'a'] }] }, [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }]);
+  t.deepEqual(problems, ['routing.rules.0 (dup).targets.2: channel account a is already targets.0; list each account once']);
+
+  const table = (rules: string) => configProblems(`channels:\n  a: { plugin: fixture }\n  b: { plugin: fixture }\nrouting:\n  rules:\n${rules}`);
+  t.deepEqual(table(`    - name: prio
+      targets: [a, { account: b, weight: 1 }]
+    - name: cheap
+      strategy: lowest_cost
+      exploration: 0.05
+      targets: [{ account: a, weight: 3 }, b]
+    - name: split
+      strategy: weighted
+      exploration: 0.1
+      targets: [{ account: a, weight: 3 }, b]
+`), [
+    'routing.rules.0 (prio).targets.1.weight: only the weighted strategy uses weights, this rule is priority; remove it or set strategy: weighted',
+    'routing.rules.1 (cheap).targets.0.weight: only the weighted strategy uses weights, this rule is lowest_cost; remove it or set strategy: weighted',
+    'routing.rules.1 (cheap).exploration: only the success_rate strategy explores, this rule is lowest_cost; remove it or set strategy: success_rate',
+    'routing.rules.2 (split).exploration: only the success_rate strategy explores, this rule is weighted; remove it or set strategy: success_rate',
+  ]);
+  t.deepEqual(table(`    - name: split
+      strategy: weighted
+      targets: [{ account: a, weight: 3 }, { account: b }]
+    - name: best
+      strategy: success_rate
+      exploration: 0.1
+      targets: [a, { account: b }]
+    - name: prio
+      targets: [a, b]
+`), [], 'each field on the strategy that reads it; an object target without weight is fine anywhere');
+});
