@@ -7,11 +7,14 @@
 export class RollingWindow {
   private readonly ok: Uint32Array;
   private readonly failed: Uint32Array;
+  /** The failures that were timeouts (a subset of `failed`). */
+  private readonly timedOut: Uint32Array;
   private readonly slotOf: Float64Array;
 
   constructor(readonly buckets: number, readonly slotMs: number) {
     this.ok = new Uint32Array(buckets);
     this.failed = new Uint32Array(buckets);
+    this.timedOut = new Uint32Array(buckets);
     this.slotOf = new Float64Array(buckets).fill(-1);
   }
 
@@ -22,14 +25,27 @@ export class RollingWindow {
       this.slotOf[i] = slotNo;
       this.ok[i] = 0;
       this.failed[i] = 0;
+      this.timedOut[i] = 0;
     }
     return i;
   }
 
-  record(success: boolean, now: number): void {
+  /** `timeout`: a failure that was a timeout (counted as failed too). */
+  record(success: boolean, now: number, timeout = false): void {
     const i = this.slot(now);
     if (success) this.ok[i]!++;
-    else this.failed[i]!++;
+    else {
+      this.failed[i]!++;
+      if (timeout) this.timedOut[i]!++;
+    }
+  }
+
+  /** The failures inside the window ending now that were timeouts. */
+  timeouts(now: number): number {
+    const current = Math.floor(now / this.slotMs);
+    let n = 0;
+    for (let i = 0; i < this.buckets; i++) if (current - this.slotOf[i]! < this.buckets) n += this.timedOut[i]!;
+    return n;
   }
 
   /** [successes, failures] inside the window ending now. */
@@ -61,10 +77,13 @@ export interface BreakerSettings {
   halfOpenProbes: number;
 }
 
-/** closed → open on a rolling error rate; open → half_open after openMs; probes close or reopen it. */
-/** Why a breaker last opened, as a fixed set (a metric label); `reason` says it in words with the counts. */
-export type BreakerCause = 'none' | 'error_rate' | 'probe_failed';
+/**
+ * Why a breaker last opened, as a fixed set (a metric label); `reason` says it in words with the counts.
+ * `timeout_rate` when timeouts were most of the failures that opened it, `error_rate` otherwise.
+ */
+export type BreakerCause = 'none' | 'error_rate' | 'timeout_rate' | 'probe_failed';
 
+/** closed → open on a rolling error or timeout rate; open → half_open after openMs; probes close or reopen it. */
 export class CircuitBreaker {
   state: BreakerState = 'closed';
   reason = '';
@@ -108,9 +127,16 @@ export class CircuitBreaker {
     if (period >= 0 && period === this.halfOpenPeriod && this.state === 'half_open' && this.probesInFlight > 0) this.probesInFlight--;
   }
 
-  record(success: boolean, now: number): void {
-    this.window.record(success, now);
+  /**
+   * A channel call's outcome. `probePeriod` is what onSend() returned for the call (-1: sent while not half-open):
+   * only a probe of the current half-open period settles it, so a late answer to a call sent before the breaker
+   * opened, or in an earlier half-open period, is counted in the window but neither closes nor reopens it. Left out,
+   * the call is taken for a probe (callers that do not track periods).
+   */
+  record(success: boolean, now: number, timeout = false, probePeriod?: number): void {
+    this.window.record(success, now, timeout);
     if (this.state === 'half_open') {
+      if (probePeriod !== undefined && probePeriod !== this.halfOpenPeriod) return;
       if (!success) return this.open(now, 'probe_failed', 'a half-open probe failed');
       this.probeSuccesses++;
       if (this.probeSuccesses >= this.settings.halfOpenProbes) {
@@ -126,7 +152,9 @@ export class CircuitBreaker {
       this.window.totals(now, this.totals);
       const n = this.totals.ok + this.totals.failed;
       if (n >= this.settings.minRequests && this.totals.failed / n >= this.settings.errorRate) {
-        this.open(now, 'error_rate', `${this.totals.failed} of ${n} calls failed in the window`);
+        const timeouts = this.window.timeouts(now);
+        if (timeouts * 2 > this.totals.failed) this.open(now, 'timeout_rate', `${this.totals.failed} of ${n} calls failed in the window, ${timeouts} of them timeouts`);
+        else this.open(now, 'error_rate', `${this.totals.failed} of ${n} calls failed in the window`);
       }
     }
   }
@@ -180,8 +208,8 @@ export class AccountReservation {
     private readonly state: AccountRoutingState,
     private readonly amount: number,
     private readonly day: number,
-    /** The half-open period whose probe slot this holds, or -1. */
-    private readonly probePeriod: number,
+    /** The half-open period whose probe slot this holds, or -1: pass it with the call's outcome (RoutingState.recordCall). */
+    readonly probePeriod: number,
   ) {}
 
   /** `sent`: the channel was called (its outcome then settles the probe through the breaker's record()). */
@@ -244,12 +272,15 @@ export class RoutingState {
     }
   }
 
-  /** Records a channel call's outcome: success means the channel answered and created (or declined) the order. */
-  recordCall(name: string, success: boolean, now = Date.now()): void {
+  /**
+   * Records a channel call's outcome: success means the channel answered and created (or declined) the order.
+   * `timeout`: the failure was a timeout. `probePeriod`: the call's reservation's (see CircuitBreaker.record).
+   */
+  recordCall(name: string, success: boolean, now = Date.now(), timeout = false, probePeriod?: number): void {
     const s = this.accounts.get(name);
     if (!s) return;
-    s.breaker.record(success, now);
-    s.calls.record(success, now);
+    s.breaker.record(success, now, timeout, probePeriod);
+    s.calls.record(success, now, timeout);
   }
 
   entries(): IterableIterator<[string, AccountRoutingState]> {

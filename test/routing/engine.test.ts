@@ -267,3 +267,42 @@ test('weighted: the split is exact in expectation, however small a share (weight
   const [huge, tiny] = weightedShares([2 ** 40, 1], 50_000);
   t.is(huge! + tiny!, 1, 'weights far above 64 or int32 still draw only real targets');
 });
+
+test('breaker cause: timeout_rate when timeouts are most of the failures that opened it, error_rate otherwise', (t) => {
+  const { state } = compile({ rules: [] }, ['a', 'b', 'c'].map((name) => ({ name, payMethods: wechat })));
+  const now = input().now;
+  for (let i = 0; i < 4; i++) state.recordCall('a', false, now, i < 3);
+  t.like(state.account('a').breaker, { state: 'open', cause: 'timeout_rate' });
+  t.regex(state.account('a').breaker.reason, /4 of 4 calls failed in the window, 3 of them timeouts/);
+  for (let i = 0; i < 4; i++) state.recordCall('b', false, now, i < 2);
+  t.like(state.account('b').breaker, { state: 'open', cause: 'error_rate' }, 'half of the failures timeouts: not most');
+  t.regex(state.account('b').breaker.reason, /^4 of 4 calls failed in the window$/);
+  // Timeouts that dropped out of the window do not count towards the cause.
+  for (let i = 0; i < 3; i++) state.recordCall('c', false, now, true);
+  for (let i = 0; i < 4; i++) state.recordCall('c', false, now + 61_000);
+  t.like(state.account('c').breaker, { state: 'open', cause: 'error_rate' });
+});
+
+test('a late answer to a call sent before the breaker opened is not taken for a half-open probe', (t) => {
+  const { routing, state } = compile({ rules: [{ name: 'p', match: {}, targets: ['a', 'b'] }] }, [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }]);
+  const breaker = state.account('a').breaker;
+  breaker.settings = { ...breaker.settings, halfOpenProbes: 1 };
+  const a = routing.accountIndex.get('a')!;
+  const now = input().now;
+  const early = routing.reserve(a, input({ now }));
+  if (typeof early === 'string') return t.fail(early);
+  t.is(early.probePeriod, -1, 'sent while closed');
+  for (let i = 0; i < 4; i++) state.recordCall('a', false, now + 1);
+  t.is(breaker.state, 'open');
+  const probe = routing.reserve(a, input({ now: now + 1_100 }));
+  if (typeof probe === 'string') return t.fail(probe);
+  t.is(breaker.state, 'half_open');
+  t.true(probe.probePeriod >= 0);
+  state.recordCall('a', true, now + 1_200, false, early.probePeriod);
+  t.is(breaker.state, 'half_open', 'the early call succeeding says nothing about the account now: still half-open');
+  state.recordCall('a', false, now + 1_250, true, early.probePeriod);
+  t.is(breaker.state, 'half_open', 'nor does an early call failing reopen it');
+  t.is(routing.reserve(a, input({ now: now + 1_300 })), 'breaker_open', 'the one probe slot is still taken by the real probe');
+  state.recordCall('a', true, now + 1_400, false, probe.probePeriod);
+  t.like(breaker, { state: 'closed', cause: 'none' }, 'the probe itself closes it');
+});
