@@ -5,17 +5,23 @@
 
 /** Rolling counts over `buckets` slots of `slotMs` each. */
 export class RollingWindow {
-  private readonly ok: Uint32Array;
-  private readonly failed: Uint32Array;
+  private ok: Uint32Array;
+  private failed: Uint32Array;
   /** The failures that were timeouts (a subset of `failed`). */
-  private readonly timedOut: Uint32Array;
-  private readonly slotOf: Float64Array;
+  private timedOut: Uint32Array;
+  private slotOf: Float64Array;
+  /** The latest time recorded, so a resize never places counts after it. */
+  private latest = -Infinity;
 
-  constructor(readonly buckets: number, readonly slotMs: number) {
+  constructor(readonly buckets: number, private slotLength: number) {
     this.ok = new Uint32Array(buckets);
     this.failed = new Uint32Array(buckets);
     this.timedOut = new Uint32Array(buckets);
     this.slotOf = new Float64Array(buckets).fill(-1);
+  }
+
+  get slotMs(): number {
+    return this.slotLength;
   }
 
   private slot(now: number): number {
@@ -33,6 +39,7 @@ export class RollingWindow {
   /** `timeout`: a failure that was a timeout (counted as failed too). */
   record(success: boolean, now: number, timeout = false): void {
     const i = this.slot(now);
+    if (now > this.latest) this.latest = now;
     if (success) this.ok[i]!++;
     else {
       this.failed[i]!++;
@@ -46,6 +53,29 @@ export class RollingWindow {
     let n = 0;
     for (let i = 0; i < this.buckets; i++) if (current - this.slotOf[i]! < this.buckets) n += this.timedOut[i]!;
     return n;
+  }
+
+  /**
+   * Gives the window slots of `slotMs` (a window of buckets × slotMs), keeping the counts that fall inside it: each
+   * old slot's counts move to the new slot holding the old slot's end (or the latest time recorded, if earlier),
+   * so a shorter window drops what is now too old and a longer one keeps everything it still spans.
+   */
+  resize(slotMs: number): void {
+    if (slotMs === this.slotLength) return;
+    const old = { ok: this.ok, failed: this.failed, timedOut: this.timedOut, slotOf: this.slotOf, slotMs: this.slotLength };
+    this.slotLength = slotMs;
+    this.ok = new Uint32Array(this.buckets);
+    this.failed = new Uint32Array(this.buckets);
+    this.timedOut = new Uint32Array(this.buckets);
+    this.slotOf = new Float64Array(this.buckets).fill(-1);
+    // Oldest first: where two old slots land on one new bucket in different slots, the newer one wins.
+    const live = Array.from({ length: this.buckets }, (_, i) => i).filter((i) => old.slotOf[i]! >= 0).sort((a, b) => old.slotOf[a]! - old.slotOf[b]!);
+    for (const i of live) {
+      const j = this.slot(Math.min((old.slotOf[i]! + 1) * old.slotMs - 1, this.latest));
+      this.ok[j]! += old.ok[i]!;
+      this.failed[j]! += old.failed[i]!;
+      this.timedOut[j]! += old.timedOut[i]!;
+    }
   }
 
   /** [successes, failures] inside the window ending now. */
@@ -230,9 +260,15 @@ export interface AccountRoutingState {
 
 const DEFAULT_BREAKER: BreakerSettings = { errorRate: 0.5, minRequests: 20, openMs: 30_000, halfOpenProbes: 3 };
 
+const WINDOW_BUCKETS = 20;
+
+function slotMsFor(windowMs: number): number {
+  return Math.max(100, Math.floor(windowMs / WINDOW_BUCKETS));
+}
+
 function newAccountState(windowMs: number, breaker: BreakerSettings): AccountRoutingState {
-  const slotMs = Math.max(100, Math.floor(windowMs / 20));
-  return { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), breaker), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
+  const slotMs = slotMsFor(windowMs);
+  return { breaker: new CircuitBreaker(new RollingWindow(WINDOW_BUCKETS, slotMs), breaker), calls: new RollingWindow(WINDOW_BUCKETS, slotMs), usage: new DailyUsage() };
 }
 
 /** A config's routing settings: applied to the shared state when its snapshot goes live, never before. */
@@ -263,12 +299,21 @@ export class RoutingState {
     return this.accounts.get(name) ?? newAccountState(windowMs, breaker);
   }
 
-  /** A snapshot went live: its window (for accounts created from now on), breaker settings and new accounts take effect. */
+  /**
+   * A snapshot went live: its window, breaker settings and new accounts take effect. A changed window is applied to
+   * every account's success-rate and breaker windows in place (see RollingWindow.resize), keeping the counts it still
+   * spans; breaker state is kept as it is.
+   */
   adopt(settings: RoutingSettings): void {
     this.windowMs = settings.windowMs;
     for (const [name, { state, breaker }] of settings.accounts) {
       if (!this.accounts.has(name)) this.accounts.set(name, state);
       this.accounts.get(name)!.breaker.settings = breaker;
+    }
+    const slotMs = slotMsFor(settings.windowMs);
+    for (const s of this.accounts.values()) {
+      s.calls.resize(slotMs);
+      s.breaker.window.resize(slotMs);
     }
   }
 

@@ -306,3 +306,35 @@ test('a late answer to a call sent before the breaker opened is not taken for a 
   state.recordCall('a', true, now + 1_400, false, probe.probePeriod);
   t.like(breaker, { state: 'closed', cause: 'none' }, 'the probe itself closes it');
 });
+
+test('routing.window_s changed by a reload resizes the success-rate and breaker windows of existing accounts, keeping what they still span', (t) => {
+  const specs = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const { state } = compile({ window_s: 60, rules: [] }, specs);
+  const a = state.account('a');
+  const now = input().now;
+  const totals = { ok: 0, failed: 0 };
+  const failedAt = (at: number) => {
+    a.calls.totals(at, totals);
+    return totals.failed;
+  };
+  for (let i = 0; i < 3; i++) state.recordCall('a', false, now);
+  state.recordCall('a', true, now - 30_000);
+  compile({ window_s: 10, rules: [] }, specs, state);
+  t.is(state.account('a'), a, 'the same live state, resized in place');
+  t.is(a.calls.slotMs, 500);
+  t.is(a.breaker.window.slotMs, 500);
+  t.is(failedAt(now + 5_000), 3, 'calls inside the new 10 s window are kept');
+  a.calls.totals(now, totals);
+  t.is(totals.ok, 0, 'the success 30 s ago is outside the new 10 s window');
+  t.is(failedAt(now + 15_000), 0, 'and dropped once they are 10 s old, not 60 s');
+  state.recordCall('a', false, now + 15_000);
+  t.is(a.breaker.state, 'closed', 'the breaker counts over 10 s too: 1 failure, not 4 of 4');
+
+  // Growing the window keeps what the old one held.
+  for (let i = 0; i < 2; i++) state.recordCall('b', false, now);
+  compile({ window_s: 120, rules: [] }, specs, state);
+  state.account('b').calls.totals(now + 90_000, totals);
+  t.is(totals.failed, 2, 'still inside the 120 s window');
+  for (let i = 0; i < 2; i++) state.recordCall('b', false, now + 90_000);
+  t.like(state.account('b').breaker, { state: 'open', cause: 'error_rate' }, '4 of 4 over 120 s');
+});

@@ -122,6 +122,25 @@ test.serial('a payment sent before the breaker opened and answered while it is h
   }
 });
 
+test.serial('routing.window_s changed by a reload takes effect for the breaker of an existing account', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('refuse')));
+  try {
+    writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace('window_s: 10', 'window_s: 2'));
+    const reload = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.is(reload.status, 200);
+    t.deepEqual(reload.json.warnings ?? [], [], 'applied live, not left for a restart');
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const pay = (n: string) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'wechat.native' });
+    for (let i = 0; i < 3; i++) await pay(`win-${i}`);
+    await new Promise((r) => setTimeout(r, 2_200));
+    await pay('win-3');
+    const primary = (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary');
+    t.is(primary.breaker.state, 'closed', 'the 3 refusals are older than the new 2 s window: 1 of 1 failed, under min_requests (with 10 s: 4 of 4, open)');
+  } finally {
+    await env.close();
+  }
+});
+
 test.serial('daily limits send payments past the cap to the next account, and count across a restart', async (t) => {
   let env = await startGateway(fixtureConfig(accounts('normal')));
   try {
