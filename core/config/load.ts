@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { configSchema, type CorbelConfig } from './schema.js';
+import { strategyFieldProblems } from '../routing/validate.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -104,9 +105,12 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, source: st
   const problems: string[] = [];
   const interpolated = interpolateEnv(parsed, env, '', problems) as Record<string, unknown>;
   if (problems.length > 0) throw new ConfigError(problems);
-  const input = applyEnvOverrides(interpolated, env);
-  const result = configSchema.safeParse(input);
-  if (!result.success) throw new ConfigError(formatZodError(result.error, '', input));
+  const raw = applyEnvOverrides(interpolated, env);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(formatZodError(result.error, '', raw));
+  // What the schema's defaults hide: a field set on a rule whose strategy never reads it.
+  const misplaced = strategyFieldProblems(raw);
+  if (misplaced.length > 0) throw new ConfigError(misplaced);
   return result.data;
 }
 

@@ -187,7 +187,7 @@ export class PaymentService {
           returnUrl: payment.returnUrl ?? undefined, payer: payment.payer, binding, createdAt: new Date(payment.createdAt), requestId: caller.requestId,
         });
         const latency = Math.round(performance.now() - started);
-        this.routingState.recordCall(entry.name, true);
+        this.routingState.recordCall(entry.name, true, Date.now(), false, reservation.probePeriod);
         if (result.status === 'failed') reservation.release(true);
         routing.channel = entry.name;
         routing.attempts.push({ channel: entry.name, outcome: result.status === 'failed' ? 'declined' : 'created', latency_ms: latency });
@@ -196,7 +196,7 @@ export class PaymentService {
         const latency = Math.round(performance.now() - started);
         const channelError = err instanceof ChannelError ? err : new ChannelError('unknown', (err as Error).message, true);
         if (!(err instanceof ChannelError)) this.logger.error({ err, payment_id: id, account: entry.name }, 'channel plugin threw a non-channel error; treated as ambiguous');
-        this.routingState.recordCall(entry.name, !INFRASTRUCTURE_FAILURES.has(channelError.code));
+        this.routingState.recordCall(entry.name, !INFRASTRUCTURE_FAILURES.has(channelError.code), Date.now(), channelError.code === 'timeout', reservation.probePeriod);
         if (channelError.mayExist) {
           // Ambiguous: the order may exist at this channel (it keeps its hold). Never try another one; find out by querying.
           routing.channel = entry.name;

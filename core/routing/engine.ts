@@ -53,8 +53,8 @@ interface CompiledRule {
   strategy: RoutingRuleConfig['strategy'];
   targets: Int32Array;
   weights: Int32Array;
-  /** Weighted pick: slot → position in targets, so a pick is one random index. */
-  weightSlots: Uint8Array | null;
+  /** Weighted pick: running totals of the weights (the last is the total); a uniform draw in [0, total) finds its target. */
+  cumulativeWeights: Float64Array | null;
   exploration: number;
   /** Conditions other than pay method, currency, merchant and amount; null when there are none. */
   extra: ((input: RoutingInput, regions: readonly string[] | null, localMs: number) => boolean) | null;
@@ -84,7 +84,7 @@ interface SegmentTable {
  * A rule as the decision reads it: one run of int32s, so that on a large table a decision touches a cache line or
  * two instead of one per field. Targets follow the header, `count` of them.
  */
-const RECORD = { rule: 0, strategy: 1, count: 2, weightSlots: 3, explorationPpm: 4, targets: 5 } as const;
+const RECORD = { rule: 0, strategy: 1, count: 2, cumulativeWeights: 3, explorationPpm: 4, targets: 5 } as const;
 /** Sentinel for "no rule yet": an int32, so comparisons stay on small integers. */
 const NO_RULE = 0x7fffffff;
 
@@ -121,10 +121,14 @@ interface Bucket {
 }
 
 const DAY_MS = 86_400_000;
-const WEIGHT_SLOTS = 64;
 
 export function dayNumber(now: number, utcOffsetMinutes: number): number {
   return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS);
+}
+
+/** Hours [from, to) that cover every hour of the day: the only such range is 0–24 (from equal to to is refused). */
+export function isWholeDay(hours: { from: number; to: number }): boolean {
+  return hours.from === 0 && hours.to === 24;
 }
 
 /** `wechat.*` matches `wechat.native`; `*` matches anything; otherwise an exact match. Used at compile time only. */
@@ -183,7 +187,8 @@ export class CompiledRouting {
   /** Every rule's decision record (RECORD), `stride` int32s each, in table order. */
   private readonly ruleRecords: Int32Array;
   private readonly stride: number;
-  private readonly weightSlotsFlat: Uint8Array;
+  /** Every weighted rule's running weight totals, one run per rule (RECORD.cumulativeWeights is where its run starts). */
+  private readonly cumulativeWeights: Float64Array;
   /** Where locate() found the matched rule's record: no allocation per decision. */
   private found: { records: Int32Array; at: number };
 
@@ -221,15 +226,21 @@ export class CompiledRouting {
     const maxTargets = Math.max(accounts.length, ...this.rules.map((r) => r.targets.length), 1);
     this.stride = RECORD.targets + Math.max(1, ...this.rules.map((r) => r.targets.length));
     this.ruleRecords = new Int32Array(this.rules.length * this.stride);
-    const weighted = this.rules.filter((r) => r.weightSlots);
-    this.weightSlotsFlat = new Uint8Array(WEIGHT_SLOTS * weighted.length);
-    weighted.forEach((r, k) => this.weightSlotsFlat.set(r.weightSlots!, WEIGHT_SLOTS * k));
+    const weightsAt = new Int32Array(this.rules.length).fill(-1);
+    let weightRuns = 0;
+    for (const r of this.rules) {
+      if (!r.cumulativeWeights) continue;
+      weightsAt[r.index] = weightRuns;
+      weightRuns += r.cumulativeWeights.length;
+    }
+    this.cumulativeWeights = new Float64Array(weightRuns);
+    for (const r of this.rules) if (r.cumulativeWeights) this.cumulativeWeights.set(r.cumulativeWeights, weightsAt[r.index]!);
     this.rules.forEach((r, i) => {
       const at = i * this.stride;
       this.ruleRecords[at + RECORD.rule] = i;
       this.ruleRecords[at + RECORD.strategy] = STRATEGY_CODES[r.strategy];
       this.ruleRecords[at + RECORD.count] = r.targets.length;
-      this.ruleRecords[at + RECORD.weightSlots] = r.weightSlots ? WEIGHT_SLOTS * weighted.indexOf(r) : -1;
+      this.ruleRecords[at + RECORD.cumulativeWeights] = weightsAt[i]!;
       this.ruleRecords[at + RECORD.explorationPpm] = Math.round(r.exploration * 1e6);
       this.ruleRecords.set(r.targets, at + RECORD.targets);
     });
@@ -285,7 +296,8 @@ export class CompiledRouting {
       const set = new Set(regions);
       extras.push((_i, payerRegions) => payerRegions !== null && payerRegions.some((r) => set.has(r)));
     }
-    if (m.hours) {
+    // hours 0–24 is the whole day: no condition (the rule stays amount-only and folds into the segment table).
+    if (m.hours && !isWholeDay(m.hours)) {
       const { from, to } = m.hours;
       extras.push((_i, _r, localMs) => {
         const hour = Math.floor((localMs % DAY_MS) / 3_600_000);
@@ -302,23 +314,18 @@ export class CompiledRouting {
       // Own keys only: `toString` or `constructor` must not be found on the prototype of the payment's metadata.
       extras.push((i) => entries.every(([k, v]) => Object.hasOwn(i.metadata, k) && (v === '*' || i.metadata[k] === v)));
     }
-    let weightSlots: Uint8Array | null = null;
+    let cumulativeWeights: Float64Array | null = null;
     const totalWeight = targets.reduce((a, t) => a + t.weight, 0);
     if (r.strategy === 'weighted' && totalWeight > 0) {
-      weightSlots = new Uint8Array(WEIGHT_SLOTS);
-      let slot = 0;
+      // Integer weights summed exactly (a Float64 holds integers up to 2^53): a target's share is weight / total, however small.
       let cumulative = 0;
-      targets.forEach((t, k) => {
-        cumulative += t.weight;
-        const until = k === targets.length - 1 ? WEIGHT_SLOTS : Math.round((cumulative / totalWeight) * WEIGHT_SLOTS);
-        for (; slot < until; slot++) weightSlots![slot] = k;
-      });
+      cumulativeWeights = Float64Array.from(targets, (t) => (cumulative += t.weight));
     }
     return {
       index, name: r.name, strategy: r.strategy,
       targets: Int32Array.from(targets.map((t) => this.accountIndex.get(t.account) ?? -1)),
       weights: Int32Array.from(targets.map((t) => t.weight)),
-      weightSlots, exploration: r.exploration,
+      cumulativeWeights, exploration: r.exploration,
       extra: extras.length === 0 ? null : extras.length === 1 ? extras[0]! : (i, region, local) => extras.every((e) => e(i, region, local)),
       amountMin: m.amount_min ?? 0, amountMax: m.amount_max ?? Number.MAX_SAFE_INTEGER,
       matchesAnyMerchant: m.merchant === undefined && m.merchant_group === undefined,
@@ -448,11 +455,26 @@ export class CompiledRouting {
     return out;
   }
 
-  /** A weighted pick goes first; the rest keep their priority order as fallbacks. */
+  /**
+   * A weighted pick goes first; the rest keep their priority order as fallbacks. The pick is exact in expectation:
+   * an integer drawn uniformly in [0, total) falls in target k's run [cumulative[k-1], cumulative[k]) with probability
+   * weight[k] / total (a weight-0 target has an empty run and is never drawn). Found by binary search, allocating nothing.
+   */
   private orderWeighted(records: Int32Array, at: number): void {
-    const slots = records[at + RECORD.weightSlots]!;
-    if (slots < 0) return;
-    const picked = records[at + RECORD.targets + this.weightSlotsFlat[slots + ((Math.random() * WEIGHT_SLOTS) | 0)]!]!;
+    const from = records[at + RECORD.cumulativeWeights]!;
+    if (from < 0) return;
+    const cumulative = this.cumulativeWeights;
+    const last = from + records[at + RECORD.count]! - 1;
+    const draw = Math.floor(Math.random() * cumulative[last]!);
+    // The first k with cumulative[k] > draw.
+    let lo = from;
+    let hi = last;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > draw) hi = mid;
+      else lo = mid + 1;
+    }
+    const picked = records[at + RECORD.targets + lo - from]!;
     const c = this.out.candidates;
     let found = -1;
     for (let k = 0; k < this.out.count; k++) if (c[k] === picked) found = k;
@@ -492,19 +514,24 @@ export class CompiledRouting {
     return dayNumber(now, this.offsetMinutes);
   }
 
-  /** True when, in every bucket the rule belongs to, earlier amount-only rules cover its whole amount range. */
-  coveredByEarlierSimpleRules(ruleIndex: number): boolean {
+  /**
+   * The earlier amount-only rules that, in every bucket the rule belongs to, together own its whole amount range
+   * (so it can never match), or null when some part of its range is left to it or to a later rule.
+   */
+  earlierSegmentOwners(ruleIndex: number): number[] | null {
     const rule = this.rules[ruleIndex]!;
+    const owners = new Set<number>();
     let inAny = false;
-    for (const bucket of [...this.buckets.values()].flatMap((byCurrency) => [...byCurrency.values()])) {
-      const sets = [bucket.generic, ...bucket.byMerchant.values()].filter((s) => s.members.includes(ruleIndex));
-      for (const set of sets) {
-        inAny = true;
-        const covered = (s: RuleSet | undefined) => !!s?.segments && sameOwnerThroughout(s.segments, rule.amountMin, rule.amountMax, ruleIndex);
-        if (!covered(set)) return false;
+    for (const byCurrency of this.buckets.values()) {
+      for (const bucket of byCurrency.values()) {
+        for (const set of [bucket.generic, ...bucket.byMerchant.values()]) {
+          if (!set.members.includes(ruleIndex)) continue;
+          inAny = true;
+          if (!set.segments || !ownersThroughout(set.segments, rule.amountMin, rule.amountMax, ruleIndex, owners)) return null;
+        }
       }
     }
-    return inAny;
+    return inAny ? [...owners].sort((a, b) => a - b) : null;
   }
 
   /** Which simple rules own at least one amount segment somewhere, and which appear in any bucket. */
@@ -526,12 +553,14 @@ function collect(set: RuleSet, owning: Set<number>, seen: Set<number>): void {
   for (const r of set.segments.rule) if (r >= 0) owning.add(r);
 }
 
-function sameOwnerThroughout(s: SegmentTable, from: number, to: number, owner: number): boolean {
+/** True when every segment overlapping [from, to] is owned by a rule before `before`; those owners are added to `owners`. */
+function ownersThroughout(s: SegmentTable, from: number, to: number, before: number, owners: Set<number>): boolean {
   for (let k = 0; k < s.starts.length; k++) {
     const start = s.starts[k]!;
     const end = k + 1 < s.starts.length ? s.starts[k + 1]! - 1 : Number.MAX_SAFE_INTEGER;
     if (end < from || start > to) continue;
-    if (!(s.rule[k]! >= 0 && s.rule[k]! < owner)) return false;
+    if (!(s.rule[k]! >= 0 && s.rule[k]! < before)) return false;
+    owners.add(s.rule[k]!);
   }
   return true;
 }
@@ -638,80 +667,3 @@ function buildRuleSet(rules: CompiledRule[], ruleRecords: Int32Array, ruleStride
 }
 
 export type { RoutingState };
-
-/**
- * Rules that can never match because earlier rules shadow them. A rule with only amount
- * conditions is shadowed when, in every bucket it belongs to, no amount segment is left to it
- * (the union of earlier rules covers it). A rule with other conditions is shadowed when one
- * earlier rule matches a superset of what it matches.
- */
-export function shadowedRules(routing: CompiledRouting, config: RoutingConfig): number[] {
-  const owners = routing.segmentOwnership();
-  const shadowed: number[] = [];
-  for (const rule of routing.rules) {
-    const src = config.rules[rule.index]!;
-    const m = src.match;
-    if (m.amount_min !== undefined && m.amount_max !== undefined && m.amount_min > m.amount_max) {
-      shadowed.push(rule.index);
-      continue;
-    }
-    if (rule.extra === null) {
-      if (owners.buckets.has(rule.index) && !owners.owning.has(rule.index)) shadowed.push(rule.index);
-      continue;
-    }
-    if (routing.coveredByEarlierSimpleRules(rule.index)) {
-      shadowed.push(rule.index);
-      continue;
-    }
-    for (let i = 0; i < rule.index; i++) {
-      if (covers(config.rules[i]!.match, m, config, routing.payMethods)) {
-        shadowed.push(rule.index);
-        break;
-      }
-    }
-  }
-  return shadowed;
-}
-
-type Match = RoutingRuleConfig['match'];
-
-/** Does every input matched by `b` also match `a`? Conservative: false when unsure. */
-export function covers(a: Match, b: Match, config: RoutingConfig, payMethods: ReadonlySet<string>): boolean {
-  const universe = [...payMethods];
-  const methodsOf = (m: Match) => universe.filter((pm) => patternMatches(m.pay_method, pm));
-  const bMethods = methodsOf(b);
-  // Pay methods of accounts that failed to load are unknown here: never call such a rule shadowed.
-  if (bMethods.length === 0) return false;
-  if (a.pay_method !== undefined) {
-    const am = new Set(methodsOf(a));
-    if (!bMethods.every((pm) => am.has(pm))) return false;
-  }
-  if ((a.amount_min ?? 0) > (b.amount_min ?? 0)) return false;
-  if ((a.amount_max ?? Infinity) < (b.amount_max ?? Infinity)) return false;
-  // Currency patterns may use wildcards; apps, tags and regions are matched exactly at run time, so compare them exactly.
-  const subset = (x: string | string[] | undefined, y: string | string[] | undefined, exact: boolean) =>
-    x === undefined || (y !== undefined && asList(y)!.every((v) => (exact ? asList(x)!.includes(v) : patternMatches(x, v))));
-  if (!subset(a.currency, b.currency, false) || !subset(a.app, b.app, true) || !subset(a.merchant_tag, b.merchant_tag, true) || !subset(a.payer_region, b.payer_region, true)) return false;
-  if (a.merchant !== undefined || a.merchant_group !== undefined) {
-    const merchantsOf = (m: Match) => new Set([...(asList(m.merchant) ?? []), ...(asList(m.merchant_group) ?? []).flatMap((g) => config.groups[g] ?? [])]);
-    if (b.merchant === undefined && b.merchant_group === undefined) return false;
-    const am = merchantsOf(a);
-    if (![...merchantsOf(b)].every((x) => am.has(x))) return false;
-  }
-  if (a.hours) {
-    if (!b.hours) return false;
-    const hoursOf = (h: { from: number; to: number }) => Array.from({ length: 24 }, (_, x) => x).filter((x) => (h.from < h.to ? x >= h.from && x < h.to : x >= h.from || x < h.to));
-    const ah = new Set(hoursOf(a.hours));
-    if (!hoursOf(b.hours).every((x) => ah.has(x))) return false;
-  }
-  if (a.dates) {
-    if (!b.dates || b.dates.from < a.dates.from || b.dates.to > a.dates.to) return false;
-  }
-  if (a.metadata) {
-    for (const [k, v] of Object.entries(a.metadata)) {
-      if (!b.metadata || !Object.hasOwn(b.metadata, k)) return false;
-      if (v !== '*' && b.metadata[k] !== v) return false;
-    }
-  }
-  return true;
-}

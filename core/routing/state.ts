@@ -5,14 +5,23 @@
 
 /** Rolling counts over `buckets` slots of `slotMs` each. */
 export class RollingWindow {
-  private readonly ok: Uint32Array;
-  private readonly failed: Uint32Array;
-  private readonly slotOf: Float64Array;
+  private ok: Uint32Array;
+  private failed: Uint32Array;
+  /** The failures that were timeouts (a subset of `failed`). */
+  private timedOut: Uint32Array;
+  private slotOf: Float64Array;
+  /** The latest time recorded, so a resize never places counts after it. */
+  private latest = -Infinity;
 
-  constructor(readonly buckets: number, readonly slotMs: number) {
+  constructor(readonly buckets: number, private slotLength: number) {
     this.ok = new Uint32Array(buckets);
     this.failed = new Uint32Array(buckets);
+    this.timedOut = new Uint32Array(buckets);
     this.slotOf = new Float64Array(buckets).fill(-1);
+  }
+
+  get slotMs(): number {
+    return this.slotLength;
   }
 
   private slot(now: number): number {
@@ -22,14 +31,51 @@ export class RollingWindow {
       this.slotOf[i] = slotNo;
       this.ok[i] = 0;
       this.failed[i] = 0;
+      this.timedOut[i] = 0;
     }
     return i;
   }
 
-  record(success: boolean, now: number): void {
+  /** `timeout`: a failure that was a timeout (counted as failed too). */
+  record(success: boolean, now: number, timeout = false): void {
     const i = this.slot(now);
+    if (now > this.latest) this.latest = now;
     if (success) this.ok[i]!++;
-    else this.failed[i]!++;
+    else {
+      this.failed[i]!++;
+      if (timeout) this.timedOut[i]!++;
+    }
+  }
+
+  /** The failures inside the window ending now that were timeouts. */
+  timeouts(now: number): number {
+    const current = Math.floor(now / this.slotMs);
+    let n = 0;
+    for (let i = 0; i < this.buckets; i++) if (current - this.slotOf[i]! < this.buckets) n += this.timedOut[i]!;
+    return n;
+  }
+
+  /**
+   * Gives the window slots of `slotMs` (a window of buckets × slotMs), keeping the counts that fall inside it: each
+   * old slot's counts move to the new slot holding the old slot's end (or the latest time recorded, if earlier),
+   * so a shorter window drops what is now too old and a longer one keeps everything it still spans.
+   */
+  resize(slotMs: number): void {
+    if (slotMs === this.slotLength) return;
+    const old = { ok: this.ok, failed: this.failed, timedOut: this.timedOut, slotOf: this.slotOf, slotMs: this.slotLength };
+    this.slotLength = slotMs;
+    this.ok = new Uint32Array(this.buckets);
+    this.failed = new Uint32Array(this.buckets);
+    this.timedOut = new Uint32Array(this.buckets);
+    this.slotOf = new Float64Array(this.buckets).fill(-1);
+    // Oldest first: where two old slots land on one new bucket in different slots, the newer one wins.
+    const live = Array.from({ length: this.buckets }, (_, i) => i).filter((i) => old.slotOf[i]! >= 0).sort((a, b) => old.slotOf[a]! - old.slotOf[b]!);
+    for (const i of live) {
+      const j = this.slot(Math.min((old.slotOf[i]! + 1) * old.slotMs - 1, this.latest));
+      this.ok[j]! += old.ok[i]!;
+      this.failed[j]! += old.failed[i]!;
+      this.timedOut[j]! += old.timedOut[i]!;
+    }
   }
 
   /** [successes, failures] inside the window ending now. */
@@ -61,10 +107,13 @@ export interface BreakerSettings {
   halfOpenProbes: number;
 }
 
-/** closed → open on a rolling error rate; open → half_open after openMs; probes close or reopen it. */
-/** Why a breaker last opened, as a fixed set (a metric label); `reason` says it in words with the counts. */
-export type BreakerCause = 'none' | 'error_rate' | 'probe_failed';
+/**
+ * Why a breaker last opened, as a fixed set (a metric label); `reason` says it in words with the counts.
+ * `timeout_rate` when timeouts were most of the failures that opened it, `error_rate` otherwise.
+ */
+export type BreakerCause = 'none' | 'error_rate' | 'timeout_rate' | 'probe_failed';
 
+/** closed → open on a rolling error or timeout rate; open → half_open after openMs; probes close or reopen it. */
 export class CircuitBreaker {
   state: BreakerState = 'closed';
   reason = '';
@@ -108,9 +157,16 @@ export class CircuitBreaker {
     if (period >= 0 && period === this.halfOpenPeriod && this.state === 'half_open' && this.probesInFlight > 0) this.probesInFlight--;
   }
 
-  record(success: boolean, now: number): void {
-    this.window.record(success, now);
+  /**
+   * A channel call's outcome. `probePeriod` is what onSend() returned for the call (-1: sent while not half-open):
+   * only a probe of the current half-open period settles it, so a late answer to a call sent before the breaker
+   * opened, or in an earlier half-open period, is counted in the window but neither closes nor reopens it. Left out,
+   * the call is taken for a probe (callers that do not track periods).
+   */
+  record(success: boolean, now: number, timeout = false, probePeriod?: number): void {
+    this.window.record(success, now, timeout);
     if (this.state === 'half_open') {
+      if (probePeriod !== undefined && probePeriod !== this.halfOpenPeriod) return;
       if (!success) return this.open(now, 'probe_failed', 'a half-open probe failed');
       this.probeSuccesses++;
       if (this.probeSuccesses >= this.settings.halfOpenProbes) {
@@ -126,7 +182,9 @@ export class CircuitBreaker {
       this.window.totals(now, this.totals);
       const n = this.totals.ok + this.totals.failed;
       if (n >= this.settings.minRequests && this.totals.failed / n >= this.settings.errorRate) {
-        this.open(now, 'error_rate', `${this.totals.failed} of ${n} calls failed in the window`);
+        const timeouts = this.window.timeouts(now);
+        if (timeouts * 2 > this.totals.failed) this.open(now, 'timeout_rate', `${this.totals.failed} of ${n} calls failed in the window, ${timeouts} of them timeouts`);
+        else this.open(now, 'error_rate', `${this.totals.failed} of ${n} calls failed in the window`);
       }
     }
   }
@@ -180,8 +238,8 @@ export class AccountReservation {
     private readonly state: AccountRoutingState,
     private readonly amount: number,
     private readonly day: number,
-    /** The half-open period whose probe slot this holds, or -1. */
-    private readonly probePeriod: number,
+    /** The half-open period whose probe slot this holds, or -1: pass it with the call's outcome (RoutingState.recordCall). */
+    readonly probePeriod: number,
   ) {}
 
   /** `sent`: the channel was called (its outcome then settles the probe through the breaker's record()). */
@@ -202,9 +260,15 @@ export interface AccountRoutingState {
 
 const DEFAULT_BREAKER: BreakerSettings = { errorRate: 0.5, minRequests: 20, openMs: 30_000, halfOpenProbes: 3 };
 
+const WINDOW_BUCKETS = 20;
+
+function slotMsFor(windowMs: number): number {
+  return Math.max(100, Math.floor(windowMs / WINDOW_BUCKETS));
+}
+
 function newAccountState(windowMs: number, breaker: BreakerSettings): AccountRoutingState {
-  const slotMs = Math.max(100, Math.floor(windowMs / 20));
-  return { breaker: new CircuitBreaker(new RollingWindow(20, slotMs), breaker), calls: new RollingWindow(20, slotMs), usage: new DailyUsage() };
+  const slotMs = slotMsFor(windowMs);
+  return { breaker: new CircuitBreaker(new RollingWindow(WINDOW_BUCKETS, slotMs), breaker), calls: new RollingWindow(WINDOW_BUCKETS, slotMs), usage: new DailyUsage() };
 }
 
 /** A config's routing settings: applied to the shared state when its snapshot goes live, never before. */
@@ -235,21 +299,33 @@ export class RoutingState {
     return this.accounts.get(name) ?? newAccountState(windowMs, breaker);
   }
 
-  /** A snapshot went live: its window (for accounts created from now on), breaker settings and new accounts take effect. */
+  /**
+   * A snapshot went live: its window, breaker settings and new accounts take effect. A changed window is applied to
+   * every account's success-rate and breaker windows in place (see RollingWindow.resize), keeping the counts it still
+   * spans; breaker state is kept as it is.
+   */
   adopt(settings: RoutingSettings): void {
     this.windowMs = settings.windowMs;
     for (const [name, { state, breaker }] of settings.accounts) {
       if (!this.accounts.has(name)) this.accounts.set(name, state);
       this.accounts.get(name)!.breaker.settings = breaker;
     }
+    const slotMs = slotMsFor(settings.windowMs);
+    for (const s of this.accounts.values()) {
+      s.calls.resize(slotMs);
+      s.breaker.window.resize(slotMs);
+    }
   }
 
-  /** Records a channel call's outcome: success means the channel answered and created (or declined) the order. */
-  recordCall(name: string, success: boolean, now = Date.now()): void {
+  /**
+   * Records a channel call's outcome: success means the channel answered and created (or declined) the order.
+   * `timeout`: the failure was a timeout. `probePeriod`: the call's reservation's (see CircuitBreaker.record).
+   */
+  recordCall(name: string, success: boolean, now = Date.now(), timeout = false, probePeriod?: number): void {
     const s = this.accounts.get(name);
     if (!s) return;
-    s.breaker.record(success, now);
-    s.calls.record(success, now);
+    s.breaker.record(success, now, timeout, probePeriod);
+    s.calls.record(success, now, timeout);
   }
 
   entries(): IterableIterator<[string, AccountRoutingState]> {

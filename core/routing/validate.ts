@@ -1,5 +1,6 @@
 import type { RoutingConfig, RoutingRuleConfig } from '../config/schema.js';
-import { patternMatches, shadowedRules, type CompiledRouting } from './engine.js';
+import { patternMatches, type CompiledRouting } from './engine.js';
+import { reachableFor, ruleShapes, shadowedRules, type MatchShape } from './shadow.js';
 
 /** Account name → the pay methods it serves; null when unknown (plugin failed to load, or disabled). */
 type ServedBy = ReadonlyMap<string, ReadonlySet<string> | null>;
@@ -38,10 +39,56 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
       if (!accountPayMethods.has(a)) problems.push(`routing.pins.${merchant}.${k}: no channel account named ${a}`);
     });
   }
-  for (const index of shadowedRules(routing, config)) {
+  const shapes = ruleShapes(routing, config);
+  problems.push(...pinProblems(config, accountPayMethods, shapes));
+  for (const { index, by } of shadowedRules(routing, config, shapes)) {
     const rule = config.rules[index]!;
-    if (rule.match.amount_min !== undefined && rule.match.amount_max !== undefined && rule.match.amount_min > rule.match.amount_max) continue;
-    problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it`);
+    problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it: ${ruleList(config, by)}`);
+  }
+  return problems;
+}
+
+/** `rules.0 (night), rules.1 (day)`, the first five and how many more. */
+function ruleList(config: RoutingConfig, indices: readonly number[]): string {
+  const named = indices.slice(0, 5).map((i) => `rules.${i} (${config.rules[i]!.name})`);
+  return indices.length > 5 ? `${named.join(', ')} and ${indices.length - 5} more` : named.join(', ');
+}
+
+/**
+ * Pins only filter a rule's targets: a pinned merchant whose payment matches a rule with none of its pinned accounts
+ * among the targets (for that pay method) fails there with no_channel_available, every time. Reported for every rule
+ * that can match the merchant's payments of a pay method one of its pinned accounts serves (a pay method none of them
+ * serves fails whatever the rules say), unless earlier rules provably catch all of those payments first.
+ */
+function pinProblems(config: RoutingConfig, accountPayMethods: ServedBy, shapes: readonly MatchShape[]): string[] {
+  const problems: string[] = [];
+  for (const [merchant, pinned] of Object.entries(config.pins)) {
+    const served = pinned.map((a) => accountPayMethods.get(a));
+    // A pinned account whose plugin failed (or that is disabled) may serve anything once it is back: do not guess.
+    if (served.some((s) => s === null)) continue;
+    const pinnedMethods = new Set(served.flatMap((s) => [...(s ?? [])]));
+    const byMethod = new Map<string, number[]>();
+    config.rules.forEach((rule, i) => {
+      const shape = shapes[i]!;
+      if (shape.merchants !== null && !shape.merchants.has(merchant)) return;
+      const targets = rule.targets.map((t) => (typeof t === 'string' ? t : t.account)).filter((name) => pinned.includes(name));
+      const targetServes = targets.map((name) => accountPayMethods.get(name));
+      if (targetServes.some((s) => s === null)) return;
+      for (const pm of shape.methods) {
+        if (!pinnedMethods.has(pm) || targetServes.some((s) => s?.has(pm))) continue;
+        if (!reachableFor(i, merchant, pm, shapes)) continue;
+        (byMethod.get(pm) ?? byMethod.set(pm, []).get(pm)!).push(i);
+      }
+    });
+    // One problem per set of rules, naming every pay method it strands.
+    const byRules = new Map<string, { rules: number[]; methods: string[] }>();
+    for (const [pm, rules] of byMethod) {
+      const key = rules.join(',');
+      (byRules.get(key) ?? byRules.set(key, { rules, methods: [] }).get(key)!).methods.push(pm);
+    }
+    for (const { rules, methods } of byRules.values()) {
+      problems.push(`routing.pins.${merchant}: merchant ${merchant} is pinned to ${pinned.join(', ')}, but ${rules.length === 1 ? 'rule' : 'rules'} ${ruleList(config, rules)} can match its ${methods.join(', ')} payments and ${rules.length === 1 ? 'has' : 'have'} no pinned target serving them: those payments would fail with no_channel_available; add a pinned account to ${rules.length === 1 ? 'its' : 'their'} targets or a rule for ${merchant} before ${rules.length === 1 ? 'it' : 'them'}`);
+    }
   }
   return problems;
 }
@@ -53,10 +100,12 @@ function servedPayMethods(accountPayMethods: ServedBy): string[] {
   return [...all];
 }
 
-/** Unknown targets, targets serving none of the rule's pay methods, weights summing to 0. */
+/** Unknown targets, the same account twice, targets serving none of the rule's pay methods, weights summing to 0. */
 function targetProblems({ rule, at, targets }: RuleContext): string[] {
   const problems: string[] = [];
   targets.forEach(({ name, serves }, k) => {
+    const first = targets.findIndex((t) => t.name === name);
+    if (first < k) problems.push(`${at}.targets.${k}: channel account ${name} is already targets.${first}; list each account once`);
     if (serves === undefined) problems.push(`${at}.targets.${k}: no channel account named ${name}`);
     // An account whose plugin failed to load has no known pay methods; that failure is reported on its own.
     else if (serves && ![...serves].some((pm) => patternMatches(rule.match.pay_method, pm))) {
@@ -115,5 +164,33 @@ function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, currenc
   }
   for (const g of [rule.match.merchant_group ?? []].flat()) if (!Object.hasOwn(config.groups, g)) problems.push(`${at}.match.merchant_group: no group named ${g}`);
   for (const r of [rule.match.payer_region ?? []].flat()) if (!Object.hasOwn(config.regions, r)) problems.push(`${at}.match.payer_region: no region named ${r}`);
+  return problems;
+}
+
+/**
+ * Fields that only one strategy reads, set on a rule with another strategy: `weight` on a target of a rule that is
+ * not `weighted`, `exploration` on one that is not `success_rate`. They signal a misunderstanding (a priority rule
+ * does not split by weight), so they are errors. Checked on the config as written, before defaults are filled in
+ * (the schema gives every target a weight and every rule an exploration); call it once the schema has accepted it.
+ */
+export function strategyFieldProblems(raw: unknown): string[] {
+  const rules = (raw as { routing?: { rules?: unknown } } | null)?.routing?.rules;
+  if (!Array.isArray(rules)) return [];
+  const problems: string[] = [];
+  rules.forEach((rule: { name?: unknown; strategy?: unknown; targets?: unknown; exploration?: unknown }, i) => {
+    if (typeof rule !== 'object' || rule === null) return;
+    const at = `routing.rules.${i} (${String(rule.name)})`;
+    const strategy = typeof rule.strategy === 'string' ? rule.strategy : 'priority';
+    if (strategy !== 'weighted' && Array.isArray(rule.targets)) {
+      rule.targets.forEach((t: unknown, k) => {
+        if (typeof t === 'object' && t !== null && Object.hasOwn(t, 'weight')) {
+          problems.push(`${at}.targets.${k}.weight: only the weighted strategy uses weights, this rule is ${strategy}; remove it or set strategy: weighted`);
+        }
+      });
+    }
+    if (strategy !== 'success_rate' && Object.hasOwn(rule, 'exploration')) {
+      problems.push(`${at}.exploration: only the success_rate strategy explores, this rule is ${strategy}; remove it or set strategy: success_rate`);
+    }
+  });
   return problems;
 }

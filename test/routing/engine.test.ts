@@ -174,7 +174,7 @@ test('validation names rule and field: shadowed rules, unknown or non-serving ta
   has('routing.rules.10 (zero).match: can never match', );
   has('routing.rules.11 (empty).match.amount_min: greater than amount_max');
   has('routing.rules.12 (all_wechat).name: duplicate rule name');
-  t.false(problems.some((p) => p.includes('(low)') || p.includes('(high)') || p.includes('(vip_or_gold)')), problems.join('\n'));
+  t.false(problems.some((p) => /^routing\.rules\.\d+ \((low|high|vip_or_gold)\)/.test(p)), problems.join('\n'));
 });
 
 test('explain: the rule, the order and why each target is or is not usable', (t) => {
@@ -240,4 +240,101 @@ test('a rule with many targets and a narrow one in another set both decide in fu
   t.deepEqual(problems, []);
   t.deepEqual(order(routing, input({ payMethod: 'wechat.native' })), ['acc_3', 'acc_1']);
   t.deepEqual(order(routing, input({ payMethod: 'alipay.qr' })), many.map((a) => a.name));
+});
+
+/** Shares of first place over n decisions, per target, for a weighted rule with these weights. */
+function weightedShares(weights: number[], n: number): number[] {
+  const names = weights.map((_, k) => `w${k}`);
+  const { routing, problems } = compile({ rules: [{ name: 'w', match: {}, strategy: 'weighted', targets: names.map((account, k) => ({ account, weight: weights[k]! })) }] },
+    names.map((name) => ({ name, payMethods: wechat })));
+  if (problems.length) throw new Error(problems.join('\n'));
+  const counts = new Array<number>(weights.length).fill(0);
+  const i = input();
+  for (let k = 0; k < n; k++) counts[routing.decide(i).candidates[0]!]!++;
+  return counts.map((c) => c / n);
+}
+
+test('weighted: the split is exact in expectation, however small a share (weight 1 of 200 is drawn ~0.5% of the time)', (t) => {
+  // Bounds are about 7 standard deviations wide: a correct split fails them about once in 10^11 runs.
+  const [small, large] = weightedShares([1, 199], 400_000);
+  t.true(small! > 0.0042 && small! < 0.0058, `weight 1 of 200 drawn ${(small! * 100).toFixed(3)}% (expected 0.5%; 64 slots gave 0%)`);
+  t.true(Math.abs(large! - 0.995) < 0.0008, `weight 199 of 200: ${large}`);
+  const [ten] = weightedShares([10, 90], 200_000);
+  t.true(Math.abs(ten! - 0.1) < 0.0045, `weight 10 of 100 drawn ${(ten! * 100).toFixed(2)}% (expected 10%; 64 slots gave 9.4%)`);
+  const [zero, one, three] = weightedShares([0, 1, 3], 100_000);
+  t.is(zero, 0, 'weight 0 is never drawn');
+  t.true(Math.abs(one! - 0.25) < 0.01 && Math.abs(three! - 0.75) < 0.01, `${one} / ${three}`);
+  const [huge, tiny] = weightedShares([2 ** 40, 1], 50_000);
+  t.is(huge! + tiny!, 1, 'weights far above 64 or int32 still draw only real targets');
+});
+
+test('breaker cause: timeout_rate when timeouts are most of the failures that opened it, error_rate otherwise', (t) => {
+  const { state } = compile({ rules: [] }, ['a', 'b', 'c'].map((name) => ({ name, payMethods: wechat })));
+  const now = input().now;
+  for (let i = 0; i < 4; i++) state.recordCall('a', false, now, i < 3);
+  t.like(state.account('a').breaker, { state: 'open', cause: 'timeout_rate' });
+  t.regex(state.account('a').breaker.reason, /4 of 4 calls failed in the window, 3 of them timeouts/);
+  for (let i = 0; i < 4; i++) state.recordCall('b', false, now, i < 2);
+  t.like(state.account('b').breaker, { state: 'open', cause: 'error_rate' }, 'half of the failures timeouts: not most');
+  t.regex(state.account('b').breaker.reason, /^4 of 4 calls failed in the window$/);
+  // Timeouts that dropped out of the window do not count towards the cause.
+  for (let i = 0; i < 3; i++) state.recordCall('c', false, now, true);
+  for (let i = 0; i < 4; i++) state.recordCall('c', false, now + 61_000);
+  t.like(state.account('c').breaker, { state: 'open', cause: 'error_rate' });
+});
+
+test('a late answer to a call sent before the breaker opened is not taken for a half-open probe', (t) => {
+  const { routing, state } = compile({ rules: [{ name: 'p', match: {}, targets: ['a', 'b'] }] }, [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }]);
+  const breaker = state.account('a').breaker;
+  breaker.settings = { ...breaker.settings, halfOpenProbes: 1 };
+  const a = routing.accountIndex.get('a')!;
+  const now = input().now;
+  const early = routing.reserve(a, input({ now }));
+  if (typeof early === 'string') return t.fail(early);
+  t.is(early.probePeriod, -1, 'sent while closed');
+  for (let i = 0; i < 4; i++) state.recordCall('a', false, now + 1);
+  t.is(breaker.state, 'open');
+  const probe = routing.reserve(a, input({ now: now + 1_100 }));
+  if (typeof probe === 'string') return t.fail(probe);
+  t.is(breaker.state, 'half_open');
+  t.true(probe.probePeriod >= 0);
+  state.recordCall('a', true, now + 1_200, false, early.probePeriod);
+  t.is(breaker.state, 'half_open', 'the early call succeeding says nothing about the account now: still half-open');
+  state.recordCall('a', false, now + 1_250, true, early.probePeriod);
+  t.is(breaker.state, 'half_open', 'nor does an early call failing reopen it');
+  t.is(routing.reserve(a, input({ now: now + 1_300 })), 'breaker_open', 'the one probe slot is still taken by the real probe');
+  state.recordCall('a', true, now + 1_400, false, probe.probePeriod);
+  t.like(breaker, { state: 'closed', cause: 'none' }, 'the probe itself closes it');
+});
+
+test('routing.window_s changed by a reload resizes the success-rate and breaker windows of existing accounts, keeping what they still span', (t) => {
+  const specs = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const { state } = compile({ window_s: 60, rules: [] }, specs);
+  const a = state.account('a');
+  const now = input().now;
+  const totals = { ok: 0, failed: 0 };
+  const failedAt = (at: number) => {
+    a.calls.totals(at, totals);
+    return totals.failed;
+  };
+  for (let i = 0; i < 3; i++) state.recordCall('a', false, now);
+  state.recordCall('a', true, now - 30_000);
+  compile({ window_s: 10, rules: [] }, specs, state);
+  t.is(state.account('a'), a, 'the same live state, resized in place');
+  t.is(a.calls.slotMs, 500);
+  t.is(a.breaker.window.slotMs, 500);
+  t.is(failedAt(now + 5_000), 3, 'calls inside the new 10 s window are kept');
+  a.calls.totals(now, totals);
+  t.is(totals.ok, 0, 'the success 30 s ago is outside the new 10 s window');
+  t.is(failedAt(now + 15_000), 0, 'and dropped once they are 10 s old, not 60 s');
+  state.recordCall('a', false, now + 15_000);
+  t.is(a.breaker.state, 'closed', 'the breaker counts over 10 s too: 1 failure, not 4 of 4');
+
+  // Growing the window keeps what the old one held.
+  for (let i = 0; i < 2; i++) state.recordCall('b', false, now);
+  compile({ window_s: 120, rules: [] }, specs, state);
+  state.account('b').calls.totals(now + 90_000, totals);
+  t.is(totals.failed, 2, 'still inside the 120 s window');
+  for (let i = 0; i < 2; i++) state.recordCall('b', false, now + 90_000);
+  t.like(state.account('b').breaker, { state: 'open', cause: 'error_rate' }, '4 of 4 over 120 s');
 });

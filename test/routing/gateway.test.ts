@@ -73,6 +73,74 @@ test.serial('the breaker opens on refused calls, routing skips the account, and 
   }
 });
 
+test.serial('calls that time out open the breaker with cause timeout_rate, in /metrics and the admin API', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('ambiguous')));
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    for (let i = 0; i < 4; i++) {
+      const r = await client.request('POST', '/v1/payments', { out_trade_no: `to-${i}`, amount: 100, pay_method: 'wechat.native' });
+      t.deepEqual(r.json.routing.attempts.map((a: any) => [a.channel, a.outcome, a.error_code]), [['primary', 'unknown', 'timeout']], 'sent, no answer: it stays on primary');
+    }
+    const primary = (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary');
+    t.like(primary.breaker, { state: 'open', cause: 'timeout_rate' });
+    t.regex(primary.breaker.reason, /4 of 4 calls failed in the window, 4 of them timeouts/);
+    const metrics = await (await fetch(env.gw.url + '/metrics')).text();
+    t.regex(metrics, /corbel_breaker_cause\{account="primary",cause="timeout_rate"\} 1/);
+    t.notRegex(metrics, /corbel_breaker_cause\{account="primary",cause="error_rate"\}/);
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('a payment sent before the breaker opened and answered while it is half-open does not close it in place of the probe', async (t) => {
+  // primary answers slowly; half_open_probes: 1, so one success taken for the probe would close the breaker.
+  const config = fixtureConfig(accounts('normal, delay_ms: 2500').replace('half_open_probes: 2', 'half_open_probes: 1'));
+  const env = await startGateway(config);
+  try {
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const pay = (n: string) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'wechat.native' });
+    const breaker = async () => (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary').breaker;
+    const early = pay('late-early');
+    await new Promise((r) => setTimeout(r, 100));
+    // The channel starts refusing (a reload swaps the account; the early call is still in flight on the old one).
+    writeFileSync(env.configPath, config.replace('behaviour: normal, delay_ms: 2500', 'behaviour: refuse'));
+    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200);
+    for (let i = 0; i < 4; i++) t.is((await pay(`late-refused-${i}`)).json.channel_account, 'backup');
+    t.is((await breaker()).state, 'open');
+    // It recovers, slowly: the probe will be in flight when the early call's answer comes.
+    writeFileSync(env.configPath, config.replace('delay_ms: 2500', 'delay_ms: 1500'));
+    t.is((await admin(env.gw, 'POST', '/admin/config/reload')).status, 200);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const probe = pay('late-probe');
+    const earlyResult = await early;
+    t.is(earlyResult.json.channel_account, 'primary', 'the early call succeeded on primary');
+    t.is((await breaker()).state, 'half_open', 'its late success is not the probe: still half-open');
+    t.is((await probe).json.channel_account, 'primary');
+    t.like(await breaker(), { state: 'closed', cause: 'none' }, 'the probe closes it');
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('routing.window_s changed by a reload takes effect for the breaker of an existing account', async (t) => {
+  const env = await startGateway(fixtureConfig(accounts('refuse')));
+  try {
+    writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace('window_s: 10', 'window_s: 2'));
+    const reload = await admin(env.gw, 'POST', '/admin/config/reload');
+    t.is(reload.status, 200);
+    t.deepEqual(reload.json.warnings ?? [], [], 'applied live, not left for a restart');
+    const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+    const pay = (n: string) => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: 'wechat.native' });
+    for (let i = 0; i < 3; i++) await pay(`win-${i}`);
+    await new Promise((r) => setTimeout(r, 2_200));
+    await pay('win-3');
+    const primary = (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === 'primary');
+    t.is(primary.breaker.state, 'closed', 'the 3 refusals are older than the new 2 s window: 1 of 1 failed, under min_requests (with 10 s: 4 of 4, open)');
+  } finally {
+    await env.close();
+  }
+});
+
 test.serial('daily limits send payments past the cap to the next account, and count across a restart', async (t) => {
   let env = await startGateway(fixtureConfig(accounts('normal')));
   try {

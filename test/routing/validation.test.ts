@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseConfigText } from '../../core/config/load.js';
 import type { ChannelPlugin } from '../../core/contract/channel.js';
-import { compile, input, type AccountSpec } from './table.js';
+import { compile, input, order, type AccountSpec } from './table.js';
 
 const wechat = ['wechat.native', 'wechat.jsapi'];
 const alipay = ['alipay.qr', 'alipay.page'];
@@ -98,7 +98,7 @@ test('hours with from equal to to, and a currency outside api.currencies, are er
   const { problems } = compile({
     rules: [
       { name: 'never', match: { merchant: 'mch_night', hours: { from: 5, to: 5 } }, targets: ['a'] },
-      { name: 'day', match: { hours: { from: 0, to: 24 } }, targets: ['a'] },
+      { name: 'day', match: { merchant: 'mch_day', hours: { from: 0, to: 24 } }, targets: ['a'] },
       { name: 'usd', match: { currency: 'USD' }, targets: ['a'] },
       { name: 'cny_or_eur', match: { currency: ['CNY', 'EUR'], amount_min: 5 }, targets: ['a'] },
     ],
@@ -167,4 +167,157 @@ test('schema errors under routing.rules name the rule as the load-time checks do
     'routing.rules.3.name: a rule needs a non-empty name',
   ], 'a rule without a usable name is named by its index alone');
   t.deepEqual(configProblems('routing:\n  rules:\n    - { name: all, match: { pay_method: "*" }, targets: [a] }\n'), [], 'a lone * is a prefix too');
+});
+
+test('shadowing by several earlier rules together (hours, amount, dates), and hours 0-24 as no condition; the message names the shadowing rules', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const shadow = (rules: unknown[]) => compile({ rules }, accounts).problems;
+  const halves = shadow([
+    { name: 'am', match: { hours: { from: 0, to: 12 } }, targets: ['a'] },
+    { name: 'pm', match: { hours: { from: 12, to: 24 } }, targets: ['b'] },
+    { name: 'rest', match: {}, targets: ['a'] },
+  ]);
+  t.deepEqual(halves, ['routing.rules.2 (rest).match: can never match, earlier rules shadow it: rules.0 (am), rules.1 (pm)']);
+
+  const wholeDay = compile({ rules: [{ name: 'day', match: { hours: { from: 0, to: 24 } }, targets: ['a'] }, { name: 'rest', match: {}, targets: ['b'] }] }, accounts);
+  t.deepEqual(wholeDay.problems, ['routing.rules.1 (rest).match: can never match, earlier rules shadow it: rules.0 (day)']);
+  for (const hour of [0, 5, 12, 23]) t.is(wholeDay.routing.decide(input({ now: Date.UTC(2026, 10, 28, hour - 8) })).ruleName, 'day', `hours 0-24 matches at ${hour}:00`);
+
+  t.deepEqual(shadow([
+    { name: 'night', match: { app: 'app_x', hours: { from: 22, to: 6 } }, targets: ['a'] },
+    { name: 'day', match: { hours: { from: 6, to: 22 } }, targets: ['b'] },
+    { name: 'app_x', match: { app: 'app_x', pay_method: 'wechat.native' }, targets: ['a'] },
+  ]), ['routing.rules.2 (app_x).match: can never match, earlier rules shadow it: rules.0 (night), rules.1 (day)'], 'a wrap-around range, and a wider earlier rule, join');
+
+  t.deepEqual(shadow([
+    { name: 'small', match: { app: 'app_x', amount_max: 999 }, targets: ['a'] },
+    { name: 'big', match: { app: ['app_x', 'app_y'], amount_min: 1000 }, targets: ['b'] },
+    { name: 'app_x', match: { app: 'app_x' }, targets: ['a'] },
+  ]), ['routing.rules.2 (app_x).match: can never match, earlier rules shadow it: rules.0 (small), rules.1 (big)']);
+
+  t.deepEqual(shadow([
+    { name: 'early_nov', match: { metadata: { campaign: '*' }, dates: { from: '2026-11-01', to: '2026-11-10' } }, targets: ['a'] },
+    { name: 'late_nov', match: { metadata: { campaign: '*' }, dates: { from: '2026-11-11', to: '2026-11-30' } }, targets: ['b'] },
+    { name: 'nov_sale', match: { metadata: { campaign: 'sale' }, dates: { from: '2026-11-05', to: '2026-11-20' } }, targets: ['a'] },
+  ]), ['routing.rules.2 (nov_sale).match: can never match, earlier rules shadow it: rules.0 (early_nov), rules.1 (late_nov)']);
+});
+
+test('no false shadowing: near misses that leave a rule something to match are accepted, and it does match', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const china = (day: number, hour: number) => Date.UTC(2026, 10, day, hour - 8);
+  const cases: Array<[string, unknown[], Parameters<typeof input>[0]]> = [
+    ['an hour left (23:00)', [
+      { name: 'am', match: { hours: { from: 0, to: 12 } }, targets: ['a'] },
+      { name: 'pm', match: { hours: { from: 12, to: 23 } }, targets: ['b'] },
+    ], { now: china(28, 23) }],
+    ['the halves are for different apps', [
+      { name: 'am', match: { app: 'app_x', hours: { from: 0, to: 12 } }, targets: ['a'] },
+      { name: 'pm', match: { app: 'app_y', hours: { from: 12, to: 24 } }, targets: ['b'] },
+    ], { now: china(28, 3), appId: 'app_y' }],
+    ['one half for one pay method only', [
+      { name: 'am', match: { pay_method: 'wechat.native', hours: { from: 0, to: 12 } }, targets: ['a'] },
+      { name: 'pm', match: { hours: { from: 12, to: 24 } }, targets: ['b'] },
+    ], { now: china(28, 3), payMethod: 'wechat.jsapi' }],
+    ['one half needs metadata', [
+      { name: 'am', match: { hours: { from: 0, to: 12 }, metadata: { campaign: '*' } }, targets: ['a'] },
+      { name: 'pm', match: { hours: { from: 12, to: 24 } }, targets: ['b'] },
+    ], { now: china(28, 3) }],
+    ['differ in two dimensions at once', [
+      { name: 'am_small', match: { hours: { from: 0, to: 12 }, amount_max: 999 }, targets: ['a'] },
+      { name: 'pm_big', match: { hours: { from: 12, to: 24 }, amount_min: 1000 }, targets: ['b'] },
+    ], { now: china(28, 3), amount: 5000 }],
+  ];
+  for (const [why, earlier, reaching] of cases) {
+    const { routing, problems } = compile({ rules: [...earlier, { name: 'rest', match: {}, targets: ['a'] }] }, accounts);
+    t.deepEqual(problems, [], why);
+    t.is(routing.decide(input(reaching)).ruleName, 'rest', `${why}: and it matches`);
+  }
+  const amountGap = compile({ rules: [
+    { name: 'small', match: { app: 'app_x', amount_max: 998 }, targets: ['a'] },
+    { name: 'big', match: { app: 'app_x', amount_min: 1000 }, targets: ['b'] },
+    { name: 'app_x', match: { app: 'app_x' }, targets: ['a'] },
+  ] }, accounts);
+  t.deepEqual(amountGap.problems, []);
+  t.is(amountGap.routing.decide(input({ appId: 'app_x', amount: 999 })).ruleName, 'app_x');
+  const dateGap = compile({ rules: [
+    { name: 'early', match: { dates: { from: '2026-11-01', to: '2026-11-10' } }, targets: ['a'] },
+    { name: 'late', match: { dates: { from: '2026-11-12', to: '2026-11-30' } }, targets: ['b'] },
+    { name: 'nov', match: { dates: { from: '2026-11-01', to: '2026-11-30' }, app: 'app_1' }, targets: ['a'] },
+  ] }, accounts);
+  t.deepEqual(dateGap.problems, []);
+  t.is(dateGap.routing.decide(input({ now: china(11, 12) })).ruleName, 'nov');
+});
+
+test('a pinned merchant with no pinned target in a rule that can match its payments is an error naming pin, merchant and rules', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'wechat_a', payMethods: wechat }, { name: 'wechat_b', payMethods: wechat }, { name: 'alipay_a', payMethods: alipay }];
+  const { routing, problems } = compile({
+    pins: { mch_3: ['wechat_b'] },
+    rules: [
+      { name: 'big_wechat', match: { pay_method: 'wechat.*', amount_min: 500_000 }, targets: ['wechat_a'] },
+      { name: 'native', match: { pay_method: 'wechat.native' }, targets: ['wechat_a', 'wechat_b'] },
+      { name: 'ali', match: { pay_method: 'alipay.*' }, targets: ['alipay_a'] },
+      { name: 'rest', match: {}, targets: ['wechat_a', 'alipay_a'] },
+    ],
+  }, accounts);
+  t.deepEqual(problems, [
+    'routing.pins.mch_3: merchant mch_3 is pinned to wechat_b, but rule rules.0 (big_wechat) can match its wechat.native payments and has no pinned target serving them: those payments would fail with no_channel_available; add a pinned account to its targets or a rule for mch_3 before it',
+    'routing.pins.mch_3: merchant mch_3 is pinned to wechat_b, but rules rules.0 (big_wechat), rules.3 (rest) can match its wechat.jsapi payments and have no pinned target serving them: those payments would fail with no_channel_available; add a pinned account to their targets or a rule for mch_3 before them',
+  ], 'alipay payments of mch_3 fail whatever the rules say (its pinned account serves none): not the rules\' doing');
+  t.is(routing.decide(input({ merchantId: 'mch_3', amount: 600_000 })).count, 0, 'what the check prevents');
+
+  const fine = (rules: unknown[], why: string) => {
+    const r = compile({ pins: { mch_3: ['wechat_b'] }, groups: { vip: ['mch_3'] }, rules }, accounts);
+    t.deepEqual(r.problems, [], why);
+    return r.routing;
+  };
+  const own = fine([
+    { name: 'mch_3', match: { merchant: 'mch_3', pay_method: 'wechat.*' }, targets: ['wechat_b'] },
+    { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+  ], 'a rule of its own before the others catches all of its payments');
+  t.deepEqual(order(own, input({ merchantId: 'mch_3' })), ['wechat_b']);
+  fine([
+    { name: 'vip_small', match: { merchant_group: 'vip', pay_method: 'wechat.*', amount_max: 999 }, targets: ['wechat_b'] },
+    { name: 'vip_big', match: { merchant: ['mch_3', 'mch_4'], pay_method: 'wechat.*', amount_min: 1000 }, targets: ['wechat_b', 'wechat_a'] },
+    { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+  ], 'earlier rules for it together cover every amount');
+  fine([
+    { name: 'other', match: { merchant: 'mch_9', pay_method: 'wechat.*' }, targets: ['wechat_a'] },
+    { name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a', 'wechat_b'] },
+  ], 'a rule for another merchant, and one with the pinned account among others');
+  const down = compile({ pins: { mch_3: ['broken'] }, rules: [{ name: 'wechat', match: { pay_method: 'wechat.*' }, targets: ['wechat_a'] }] },
+    [...accounts, { name: 'broken', payMethods: [], available: false }]);
+  t.deepEqual(down.problems, [], 'a pinned account whose plugin failed may serve anything: that failure is reported on its own');
+});
+
+test('the same account twice in a rule, weight on a rule that is not weighted, exploration on one that is not success_rate: errors naming rule and field', (t) => {
+  const { problems } = compile({ rules: [{ name: 'dup', match: {}, targets: ['a', 'b', 'a'] }] }, [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }]);
+  t.deepEqual(problems, ['routing.rules.0 (dup).targets.2: channel account a is already targets.0; list each account once']);
+
+  const table = (rules: string) => configProblems(`channels:\n  a: { plugin: fixture }\n  b: { plugin: fixture }\nrouting:\n  rules:\n${rules}`);
+  t.deepEqual(table(`    - name: prio
+      targets: [a, { account: b, weight: 1 }]
+    - name: cheap
+      strategy: lowest_cost
+      exploration: 0.05
+      targets: [{ account: a, weight: 3 }, b]
+    - name: split
+      strategy: weighted
+      exploration: 0.1
+      targets: [{ account: a, weight: 3 }, b]
+`), [
+    'routing.rules.0 (prio).targets.1.weight: only the weighted strategy uses weights, this rule is priority; remove it or set strategy: weighted',
+    'routing.rules.1 (cheap).targets.0.weight: only the weighted strategy uses weights, this rule is lowest_cost; remove it or set strategy: weighted',
+    'routing.rules.1 (cheap).exploration: only the success_rate strategy explores, this rule is lowest_cost; remove it or set strategy: success_rate',
+    'routing.rules.2 (split).exploration: only the success_rate strategy explores, this rule is weighted; remove it or set strategy: success_rate',
+  ]);
+  t.deepEqual(table(`    - name: split
+      strategy: weighted
+      targets: [{ account: a, weight: 3 }, { account: b }]
+    - name: best
+      strategy: success_rate
+      exploration: 0.1
+      targets: [a, { account: b }]
+    - name: prio
+      targets: [a, b]
+`), [], 'each field on the strategy that reads it; an object target without weight is fine anywhere');
 });
