@@ -195,14 +195,6 @@ function mergeableRuns(held: readonly Held[]): Held[][] {
   return runs;
 }
 
-interface SinglesBatch {
-  /** Mergeable statements by SQL text, in queue order. */
-  byText: Map<string, Held[]>;
-  alone: Array<{ job: WriteJob; executor: OneStatement; done: Promise<Outcome> }>;
-  /** The rows its UPDATEs write. */
-  keys: Set<SqlValue>;
-}
-
 function settle(job: WriteJob, outcome: Outcome): void {
   if (outcome.ok) job.resolve(outcome.value);
   else job.reject(outcome.error);
@@ -230,8 +222,6 @@ const MAX_GROUP = 64;
 export class SqliteDatabase {
   private readonly jobs: WriteJob[] = [];
   private flushing: Promise<void> | null = null;
-  /** The batch of single-statement writes still committing, and the rows it updates. */
-  private committing: { done: Promise<void>; keys: ReadonlySet<SqlValue> } | null = null;
   private closed = false;
 
   private constructor(
@@ -286,39 +276,22 @@ export class SqliteDatabase {
   }
 
   private async flush(): Promise<void> {
-    // Returns with a batch possibly still committing: the next write overlaps it, and close() waits for it.
-    while (this.jobs.length > 0) {
+    while (this.jobs.length) {
       const group = this.jobs.splice(0, MAX_GROUP);
       const transactions = group.filter((job) => !job.singleStatement);
-      if (transactions.length < group.length) {
-        const batch = this.holdSingles(group.filter((job) => job.singleStatement));
-        // A row the batch before is still writing waits for it: two writes to one row keep their order.
-        if (this.committing && [...batch.keys].some((key) => this.committing!.keys.has(key))) await this.settleCommitting();
-        // Issued now, while the batch before may still be committing: its statements queue on the pool behind that
-        // batch's, with no trip through the event loop in between. At most two batches are in flight.
-        const done = this.commitSingles(batch);
-        await this.settleCommitting();
-        this.committing = { done, keys: batch.keys };
-      }
-      if (transactions.length > 0) {
-        // Nothing else may run on the writer inside a transaction.
-        await this.settleCommitting();
-        await this.commitTransactions(transactions);
-      }
+      if (transactions.length < group.length) await this.commitSingles(group.filter((job) => job.singleStatement));
+      if (transactions.length > 0) await this.commitTransactions(transactions);
     }
   }
 
-  private async settleCommitting(): Promise<void> {
-    if (!this.committing) return;
-    await this.committing.done;
-    this.committing = null;
-  }
-
-  /** Starts single-statement jobs with their statements held, sorted into mergeable ones (by text) and the rest. */
-  private holdSingles(jobs: readonly WriteJob[]): SinglesBatch {
+  /**
+   * Single-statement writes, each committed by its own statement in autocommit mode: those of one text as one merged
+   * statement. When a merged statement fails (most often a constraint on one of its rows) it has undone itself, and
+   * each of its rows runs again alone, so only the one at fault fails.
+   */
+  private async commitSingles(jobs: readonly WriteJob[]): Promise<void> {
     const byText = new Map<string, Held[]>();
-    const alone: SinglesBatch['alone'] = [];
-    const keys = new Set<SqlValue>();
+    const alone: Array<{ job: WriteJob; executor: OneStatement; done: Promise<Outcome> }> = [];
     for (const job of jobs) {
       const executor = new OneStatement(this.writer, true);
       const done = startJobOutcome(job, executor);
@@ -328,28 +301,15 @@ export class SqliteDatabase {
         const held = byText.get(statement.sql);
         if (held) held.push({ job, executor, done, shape });
         else byText.set(statement.sql, [{ job, executor, done, shape }]);
-        if (shape.kind === 'update') keys.add(updateKey(statement.params));
       } else {
         // Not mergeable, or not issued yet (the job awaited something first).
         alone.push({ job, executor, done });
       }
     }
-    return { byText, alone, keys };
-  }
-
-  /**
-   * Single-statement writes, each committed by its own statement in autocommit mode: those of one text as one merged
-   * statement, the texts side by side. When a merged statement fails (most often a constraint on one of its rows) it
-   * has undone itself, and each of its rows runs again alone, so only the one at fault fails. Never rejects: each
-   * job is settled with its own outcome.
-   */
-  private async commitSingles(batch: SinglesBatch): Promise<void> {
-    await Promise.all([...batch.byText.values()].map(async (held) => {
-      for (const run of mergeableRuns(held)) await this.runMerged(run);
-    }));
-    // One after another, in queue order; each settled before the batch is, so that a late statement cannot land
-    // inside a later transaction.
-    for (const { job, executor, done } of batch.alone) {
+    for (const held of byText.values()) for (const run of mergeableRuns(held)) await this.runMerged(run);
+    // One after another, in queue order; each settled before the writer moves on, so that a late statement cannot
+    // land inside the next group's transaction.
+    for (const { job, executor, done } of alone) {
       executor.release();
       settle(job, await done);
     }
@@ -458,7 +418,6 @@ export class SqliteDatabase {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
-    await this.settleCommitting();
     await this.reader.close();
     await this.writer.exec('PRAGMA wal_checkpoint(TRUNCATE)').catch(() => undefined);
     await this.writer.close();

@@ -215,13 +215,13 @@ test('a group commits its single-statement writes in autocommit mode, one statem
     t.deepEqual((await db.reads.all<{ id: string }>("SELECT id FROM u WHERE id = 'y1'")).length, 0);
   }));
 
-test('batches of single-statement writes overlap on the writer without reordering one row or landing inside a transaction', (t) =>
+test('single-statement writes queued while others commit keep one row\'s order and never land inside a transaction that rolls back', (t) =>
   withTable(async (db) => {
     await db.write((w) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', ['row', 0]));
     const writes: Array<Promise<unknown>> = [];
     for (let i = 1; i <= 60; i++) {
       // One row written again and again, one new row each time, and now and then a transaction that fails half way:
-      // queued a few per tick, so that batches form while earlier ones are still committing.
+      // queued a few per tick, so that groups form while earlier ones are still committing.
       writes.push(db.write((w) => w.run('UPDATE t SET v = ? WHERE id = ?', [i, 'row'])));
       writes.push(db.write((w) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', [`n${i}`, i])));
       if (i % 10 === 0) {
