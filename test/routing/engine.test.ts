@@ -41,6 +41,9 @@ test('matching: wildcards, amount ranges, currency, merchant, app, tags, groups,
   t.is(rule({ metadata: { campaign: 'double11' } }), 'rest');
   t.is(rule({ clientIp: '101.81.2.3' }), 'region');
   t.is(rule({ clientIp: '8.8.8.8' }), 'rest');
+  t.is(rule({ clientIp: '::ffff:101.81.2.3' }), 'region', 'an IPv4-mapped IPv6 address is its IPv4 address');
+  t.is(rule({ clientIp: '::FFFF:101.81.2.3' }), 'region');
+  t.is(rule({ clientIp: '2001:db8::1' }), 'rest', 'other IPv6 addresses are in no region');
   t.is(rule({ clientIp: '101.81.2.3', payMethod: 'alipay.qr' }), 'region', 'nested blocks: in both regions, the first rule wins');
   t.is(rule({ clientIp: '101.200.0.1', payMethod: 'alipay.qr' }), 'china', 'the outer block still matches outside the inner one');
   t.is(rule({ merchantId: 'mch_vip' }), 'group');
