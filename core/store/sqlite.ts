@@ -319,18 +319,22 @@ export class SqliteDatabase {
     if (run.length > 1) {
       const shape = run[0]!.shape;
       const merged = mergedStatement(shape, run.map((h) => h.executor.held!.params));
+      let results: RunResult[] | null = null;
       try {
         if (shape.kind === 'insert') {
           await this.writer.run(merged.sql, merged.params);
-          for (const h of run) h.executor.answer({ changes: 1, lastID: Number.NaN });
+          results = run.map(() => ({ changes: 1, lastID: Number.NaN }));
         } else {
           const changed = new Set((await this.writer.all<{ id: SqlValue }>(merged.sql, merged.params)).map((r) => r.id));
-          for (const h of run) h.executor.answer({ changes: changed.has(updateKey(h.executor.held!.params)) ? 1 : 0, lastID: Number.NaN });
+          results = run.map((h) => ({ changes: changed.has(updateKey(h.executor.held!.params)) ? 1 : 0, lastID: Number.NaN }));
         }
-        for (const h of run) settle(h.job, await h.done);
-        return;
       } catch {
         // Undone as a whole: each row again, alone and in order, so the one at fault is found and only it fails.
+      }
+      if (results) {
+        run.forEach((h, k) => h.executor.answer(results[k]!));
+        for (const h of run) settle(h.job, await h.done);
+        return;
       }
     }
     for (const h of run) {
