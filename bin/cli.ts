@@ -134,7 +134,7 @@ function describedOnly(accounts: Iterable<AccountEntry>): string[] {
 const route = program.command('route').description('the routing table');
 route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
   .requiredOption('--pay-method <method>').requiredOption('--amount <fen>', 'amount in minor units (digits only)').option('--currency <code>', 'currency (one of api.currencies)', 'CNY')
-  .option('--merchant <id>', 'merchant id; tags and bindings are read from the store when it has the merchant').option('--app <id>').option('--client-ip <ip>', 'payer IPv4, for payer_region rules')
+  .option('--merchant <id>', 'merchant id; tags and bindings are read from the store when it has the merchant').option('--app <id>').option('--client-ip <ip>', 'payer IP, for payer_region rules (IPv4, or IPv4-mapped IPv6)')
   .option('--metadata <k=v,...>', 'metadata pairs, split at the first "="; repeatable', (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)], [] as string[])
   .option('--json')
   .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata: string[]; json?: boolean }) => {

@@ -94,7 +94,8 @@ export const explainQuerySchema = z
     currency: singleValue().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY').default('CNY'),
     merchant: singleValue().min(1).optional(),
     app: singleValue().min(1).optional(),
-    client_ip: singleValue().ip({ version: 'v4', message: 'must be an IPv4 address' }).optional(),
+    // As the payment API: any IP; payer_region rules read IPv4 (and IPv4-mapped IPv6) addresses.
+    client_ip: singleValue().ip({ message: 'must be an IP address' }).optional(),
     /** Repeated: `metadata=campaign=double11&metadata=vip=yes`. */
     metadata: z
       .union([z.string(), z.array(z.string())])

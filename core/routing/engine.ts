@@ -337,7 +337,7 @@ export class CompiledRouting {
     if (!ip || this.regionStarts.length === 0) return null;
     let value = parseIpv4(ip);
     // An IPv4 payer seen through a dual-stack socket (::ffff:a.b.c.d) is still that IPv4 address.
-    if (value < 0 && ip.length > 7 && ip.slice(0, 7).toLowerCase() === '::ffff:') value = parseIpv4(ip.slice(7));
+    if (value < 0 && (ip.startsWith('::ffff:') || ip.startsWith('::FFFF:'))) value = parseIpv4(ip.slice(7));
     if (value < 0) return null;
     let lo = 0;
     let hi = this.regionStarts.length - 1;

@@ -118,6 +118,11 @@ class OneStatement implements SqlExecutor {
   held: { sql: string; params: readonly SqlValue[] } | null = null;
   private settle: { resolve: (r: RunResult) => void; reject: (err: unknown) => void } | null = null;
   private statements = 0;
+  /** The job broke its promise of one statement: what it held is never run. */
+  refused = false;
+  /** Its statement once sent to sqlite, so the job is settled only after that has finished. */
+  private sent: Promise<unknown> | null = null;
+  private finished = false;
 
   constructor(
     private readonly writer: SqlExecutor,
@@ -125,12 +130,31 @@ class OneStatement implements SqlExecutor {
   ) {}
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
-    if (++this.statements > 1) return Promise.reject(new Error('a single-statement write issued a second statement; use transaction()'));
-    if (!this.holding) return this.writer.run(sql, params);
+    if (this.finished) return Promise.reject(new Error('a single-statement write issued its statement after it had finished'));
+    if (++this.statements > 1) {
+      this.refused = true;
+      return Promise.reject(new Error('a single-statement write issued a second statement; use transaction()'));
+    }
+    if (!this.holding) return this.send(sql, params);
     return new Promise<RunResult>((resolve, reject) => {
       this.held = { sql, params };
       this.settle = { resolve, reject };
     });
+  }
+
+  private send(sql: string, params: readonly SqlValue[]): Promise<RunResult> {
+    const result = this.writer.run(sql, params);
+    this.sent = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Waits for a statement the job sent but did not wait for, then lets no more through: a job is acknowledged only
+   * once its statement has committed, and nothing it sends later can land in another job's transaction.
+   */
+  async finish(): Promise<void> {
+    await this.sent;
+    this.finished = true;
   }
 
   get<T = Row>(): Promise<T | undefined> {
@@ -150,7 +174,9 @@ class OneStatement implements SqlExecutor {
   /** Runs the held statement (if any) on its own; a statement issued later runs straight away. */
   release(): void {
     this.holding = false;
-    if (this.held && this.settle) this.writer.run(this.held.sql, this.held.params).then(this.settle.resolve, this.settle.reject);
+    if (!this.held || !this.settle) return;
+    if (this.refused) this.settle.reject(new Error('a single-statement write issued a second statement; neither ran'));
+    else this.send(this.held.sql, this.held.params).then(this.settle.resolve, this.settle.reject);
   }
 }
 
@@ -193,6 +219,13 @@ function mergeableRuns(held: readonly Held[]): Held[][] {
   }
   if (run.length > 0) runs.push(run);
   return runs;
+}
+
+/** Settles a single-statement job once it has finished and its statement, if it sent one, has too. */
+async function settleAfter(job: WriteJob, executor: OneStatement, done: Promise<Outcome>): Promise<void> {
+  const outcome = await done;
+  await executor.finish();
+  settle(job, outcome);
 }
 
 function settle(job: WriteJob, outcome: Outcome): void {
@@ -297,7 +330,7 @@ export class SqliteDatabase {
       const done = startJobOutcome(job, executor);
       const statement = executor.held;
       const shape = statement && mergeShape(statement.sql);
-      if (statement && shape && fitsShape(shape, statement.params)) {
+      if (statement && shape && !executor.refused && fitsShape(shape, statement.params)) {
         const held = byText.get(statement.sql);
         if (held) held.push({ job, executor, done, shape });
         else byText.set(statement.sql, [{ job, executor, done, shape }]);
@@ -311,7 +344,7 @@ export class SqliteDatabase {
     // land inside the next group's transaction.
     for (const { job, executor, done } of alone) {
       executor.release();
-      settle(job, await done);
+      await settleAfter(job, executor, done);
     }
   }
 
@@ -333,13 +366,13 @@ export class SqliteDatabase {
       }
       if (results) {
         run.forEach((h, k) => h.executor.answer(results[k]!));
-        for (const h of run) settle(h.job, await h.done);
+        for (const h of run) await settleAfter(h.job, h.executor, h.done);
         return;
       }
     }
     for (const h of run) {
       h.executor.release();
-      settle(h.job, await h.done);
+      await settleAfter(h.job, h.executor, h.done);
     }
   }
 

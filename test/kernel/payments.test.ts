@@ -33,6 +33,7 @@ test('create → payer pays → signed notification → succeeded, with a verifi
   const created = await client.request('POST', '/v1/payments', order({ metadata: { cart: '42' } }));
   t.is(created.status, 201, created.text);
   t.true(created.signatureValid);
+  t.regex(created.headers.get('content-type') ?? '', /^application\/json/, 'the answer signed ahead is sent as JSON');
   t.regex(created.json.id, /^pay_/);
   t.is(created.json.status, 'pending');
   t.is(created.json.amount, 1000);

@@ -271,6 +271,7 @@ routing:
     t.is(created.status, 201);
     t.is(created.json.status, 'closed');
     t.true(created.signatureValid);
+    t.regex(created.headers.get('content-type') ?? '', /^application\/json/);
     t.is((await client.request('GET', `/v1/payments/${id}`)).json.status, 'closed');
   } finally {
     await env.close();

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../core/store/index.js';
-import { SqliteDatabase } from '../../core/store/sqlite.js';
+import { SqliteDatabase, type SqlExecutor } from '../../core/store/sqlite.js';
 import { mergedStatement, mergeShape } from '../../core/store/statement-merge.js';
 
 /** A fresh database file with table t (id, v, status), closed and removed after fn. */
@@ -237,4 +237,28 @@ test('single-statement writes queued while others commit keep one row\'s order a
     t.is((await db.reads.get<{ v: number }>("SELECT v FROM t WHERE id = 'row'"))!.v, 60, 'the last write to the row is the one that stays');
     t.is((await db.reads.get<{ n: number }>("SELECT COUNT(*) AS n FROM t WHERE id LIKE 'n%'"))!.n, 60);
     t.is((await db.reads.get<{ n: number }>("SELECT COUNT(*) AS n FROM t WHERE id LIKE 'tx%'"))!.n, 0, 'nothing of a rolled-back transaction stays');
+  }));
+
+test('a single-statement write is acknowledged only after its statement has committed, and one that fires two statements runs neither', (t) =>
+  withTable(async (db) => {
+    const insert = (w: SqlExecutor, id: string) => w.run('INSERT INTO t (id, v) VALUES (?, ?)', [id, 1]);
+    const results = await Promise.allSettled([
+      // Sent and not awaited: the acknowledgement still waits for it.
+      ...Array.from({ length: 20 }, (_, i) => db.write(async (w) => {
+        void insert(w, `late${i}`).catch(() => undefined);
+      }).then(async () => (await db.reads.get<{ id: string }>('SELECT id FROM t WHERE id = ?', [`late${i}`]))?.id ?? 'absent')),
+      db.transaction(async (tx) => {
+        await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['tx1', 1]);
+        await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['tx1', 1]);
+      }),
+      // Two statements fired at once break the promise of one: the job fails and neither row is written.
+      db.write((w) => {
+        void insert(w, 'half').catch(() => undefined);
+        return insert(w, 'other');
+      }),
+    ]);
+    t.deepEqual(results.slice(0, 20).map((r) => (r.status === 'fulfilled' ? r.value : 'rejected')), Array.from({ length: 20 }, (_, i) => `late${i}`));
+    t.is(results[20]!.status, 'rejected');
+    t.is(results[21]!.status, 'rejected');
+    t.deepEqual(await db.reads.all("SELECT id FROM t WHERE id IN ('half', 'other', 'tx1')"), []);
   }));

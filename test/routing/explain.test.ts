@@ -62,7 +62,7 @@ test('admin explain: malformed or repeated parameters are a 400 naming the param
     ['pay_method=alipay.qr&amount=', 'amount', /^amount: must be a positive integer/],
     ['pay_method=alipay.qr', 'amount', /^amount: required/],
     ['amount=5', 'pay_method', /^pay_method: required/],
-    ['pay_method=alipay.qr&amount=5&client_ip=999.1.1.1', 'client_ip', /^client_ip: must be an IPv4 address/],
+    ['pay_method=alipay.qr&amount=5&client_ip=999.1.1.1', 'client_ip', /^client_ip: must be an IP address/],
     ['pay_method=alipay.qr&amount=5&currency=usd', 'currency', /^currency: must be an ISO 4217 code/],
     ['pay_method=alipay.qr&amount=5&currency=USD', 'currency', /^currency: USD is not enabled \(api.currencies: CNY\)/],
     ['pay_method=alipay.qr&amount=5&metadata=novalue', 'metadata', /^metadata: "novalue" is not key=value/],
@@ -99,6 +99,9 @@ test('admin explain: amount 0 is refused as the payment API refuses it, metadata
   const region = await explain('pay_method=wechat.native&amount=5&client_ip=101.81.2.3');
   t.like(region.json.rule, { name: 'shanghai' });
   t.deepEqual(region.json.input.regions, ['shanghai']);
+  const mapped = await explain(`pay_method=wechat.native&amount=5&client_ip=${encodeURIComponent('::ffff:101.81.2.3')}`);
+  t.deepEqual(mapped.json.input.regions, ['shanghai'], 'an IPv4-mapped IPv6 payer is in its IPv4 address\'s region');
+  t.deepEqual((await explain(`pay_method=wechat.native&amount=5&client_ip=${encodeURIComponent('2001:db8::1')}`)).json.input.regions, null);
   t.deepEqual(region.json.warnings, []);
 });
 
@@ -117,7 +120,7 @@ test('corbel route explain: the same checks as the API, worded as flags; metadat
     [['--pay-method', 'alipay.qr', '--amount', '1e3'], /--amount: must be a positive integer of minor units \(fen\)/],
     [['--pay-method', 'alipay.qr', '--amount', '0x10'], /--amount: must be a positive integer/],
     [['--pay-method', 'alipay.qr', '--amount', ' 5'], /--amount: must be a positive integer/],
-    [['--pay-method', 'alipay.qr', '--amount', '5', '--client-ip', '999.1.1.1'], /--client-ip: must be an IPv4 address/],
+    [['--pay-method', 'alipay.qr', '--amount', '5', '--client-ip', '999.1.1.1'], /--client-ip: must be an IP address/],
     [['--pay-method', 'alipay.qr', '--amount', '5', '--currency', 'USD'], /--currency: USD is not enabled \(api.currencies: CNY\)/],
     [['--pay-method', 'alipay.qr', '--amount', '5', '--metadata', 'novalue'], /--metadata: "novalue" is not key=value/],
     [['--pay-method', 'unionpay.qr', '--amount', '5'], /--pay-method: no configured channel serves unionpay\.qr/],

@@ -35,5 +35,7 @@ export function presign(ctx: CorbelContext, signer: GatewaySigner, payload: unkn
   // Unused when the guess fails: its failure must not become an unhandled rejection.
   headers.catch(() => undefined);
   ctx.state.presigned = { body, headers };
+  // Set now: a string body set later keeps it (Koa would type it text/plain).
+  ctx.type = 'application/json';
   return body;
 }
