@@ -180,6 +180,43 @@ class OneStatement implements SqlExecutor {
   }
 }
 
+/**
+ * A transaction's view of the writer: its job ends only once every statement it sent has finished (even one it did
+ * not wait for), and nothing it sends after that can land in the next job's savepoint or transaction.
+ */
+class TransactionStatements implements SqlExecutor {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private finished = false;
+
+  constructor(private readonly writer: SqlExecutor) {}
+
+  run(sql: string, params?: readonly SqlValue[]): Promise<RunResult> {
+    return this.track(() => this.writer.run(sql, params));
+  }
+
+  get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
+    return this.track(() => this.writer.get<T>(sql, params));
+  }
+
+  all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    return this.track(() => this.writer.all<T>(sql, params));
+  }
+
+  async finish(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    this.finished = true;
+  }
+
+  private track<T>(send: () => Promise<T>): Promise<T> {
+    if (this.finished) return Promise.reject(new Error('a transaction issued a statement after it had finished'));
+    const result = send();
+    const settled = result.then(() => undefined, () => undefined);
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return result;
+  }
+}
+
 /** Starts a job; a job that throws before its first await fails like one that rejects. */
 function startJob(job: WriteJob, executor: SqlExecutor): Promise<unknown> {
   try {
@@ -416,12 +453,15 @@ export class SqliteDatabase {
     const alone = group.length === 1;
     for (let k = 0; k < group.length; k++) {
       const job = group[k]!;
+      const executor = new TransactionStatements(this.writer);
       try {
         if (!alone) await this.writer.run('SAVEPOINT job');
-        const value = await job.fn(this.writer);
+        const value = await job.fn(executor);
+        await executor.finish();
         if (!alone) await this.writer.run('RELEASE job');
         outcomes[k] = { ok: true, value };
       } catch (error) {
+        await executor.finish();
         outcomes[k] = { ok: false, error };
         if (alone) return null;
         // Some failures (disk full, I/O errors, a RAISE(ROLLBACK)) roll back the whole transaction, not the savepoint.

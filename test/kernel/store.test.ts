@@ -262,3 +262,22 @@ test('a single-statement write is acknowledged only after its statement has comm
     t.is(results[21]!.status, 'rejected');
     t.deepEqual(await db.reads.all("SELECT id FROM t WHERE id IN ('half', 'other', 'tx1')"), []);
   }));
+
+test('a transaction is acknowledged only after the statements it sent have finished, even those it did not wait for', (t) =>
+  withTable(async (db) => {
+    const results = await Promise.allSettled([
+      db.transaction(async (tx) => {
+        void tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['fired', 1]).catch(() => undefined);
+      }).then(async () => (await db.reads.get<{ id: string }>("SELECT id FROM t WHERE id = 'fired'"))?.id ?? 'absent'),
+      db.transaction(async (tx) => {
+        await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['dup', 1]);
+        await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['dup', 1]);
+      }),
+    ]);
+    t.deepEqual(results.map((r) => (r.status === 'fulfilled' ? r.value : 'rejected')), ['fired', 'rejected']);
+    await t.throwsAsync(db.transaction(async (tx) => {
+      setTimeout(() => void tx.run('INSERT INTO t (id, v) VALUES (?, ?)', ['later', 1]).catch(() => undefined), 0);
+    }).then(() => new Promise((resolve) => setTimeout(resolve, 50))).then(async () => {
+      if (!(await db.reads.get("SELECT id FROM t WHERE id = 'later'"))) throw new Error('refused after the transaction ended');
+    }), { message: 'refused after the transaction ended' }, 'a statement sent after its transaction ended is refused');
+  }));
