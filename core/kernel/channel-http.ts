@@ -1,6 +1,7 @@
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate } from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
+import { poolSchema } from '../config/schema.js';
 import { ChannelError } from '../contract/channel.js';
 import type { ChannelHttp, OutboundRequest, OutboundResponse, PluginLogger } from '../contract/plugin.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -31,8 +32,11 @@ export interface PoolSettings {
   keepAliveMaxMs: number;
 }
 
-/** The pool every executor had before it was configurable: 64 connections per origin, undici's keep-alive defaults. */
-export const DEFAULT_POOL: Readonly<PoolSettings> = Object.freeze({ connections: 64, keepAliveMs: 4_000, keepAliveMaxMs: 600_000 });
+/** The pool an account gets when its config sets none: the schema's defaults, so they are written in one place. */
+export const DEFAULT_POOL: Readonly<PoolSettings> = (() => {
+  const pool = poolSchema.parse({});
+  return Object.freeze({ connections: pool.connections, keepAliveMs: pool.keep_alive_ms, keepAliveMaxMs: pool.keep_alive_max_ms });
+})();
 
 /** Bounds the parsed-URL cache should a plugin build URLs per call (query strings). */
 const MAX_CACHED_TARGETS = 256;
