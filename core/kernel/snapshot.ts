@@ -239,7 +239,7 @@ export async function buildSnapshot(version: number, source: LoadedConfig, deps:
   });
   const routing = new CompiledRouting(config.routing, routable, config.api.currencies);
   const servedBy = new Map([...accounts.values()].map((a) => [a.name, a.instance || a.describedOnly ? a.payMethods : null] as const));
-  for (const reason of validateRouting(config.routing, routing, servedBy, config.api.currencies)) problems.push({ name: 'routing', kind: 'routing', reason });
+  for (const reason of validateRouting(config.routing, routing, servedBy, config.api)) problems.push({ name: 'routing', kind: 'routing', reason });
   for (const p of problems) {
     // A broken routing table is never served: start-up exits and a reload is rejected.
     if (p.kind === 'routing') deps.logger.error({ problem: p.name, reason: p.reason }, 'config invalid: the routing table has errors');

@@ -518,10 +518,14 @@ export class CompiledRouting {
 
   /**
    * The earlier amount-only rules that, in every bucket the rule belongs to, together own its whole amount range
-   * (so it can never match), or null when some part of its range is left to it or to a later rule.
+   * (so it can never match), or null when some part of its range is left to it or to a later rule. Only amounts a
+   * payment can have count: 1 to `maxAmount`.
    */
-  earlierSegmentOwners(ruleIndex: number): number[] | null {
+  earlierSegmentOwners(ruleIndex: number, maxAmount = Number.MAX_SAFE_INTEGER): number[] | null {
     const rule = this.rules[ruleIndex]!;
+    const from = Math.max(1, rule.amountMin);
+    const to = Math.min(maxAmount, rule.amountMax);
+    if (from > to) return null;
     const owners = new Set<number>();
     let inAny = false;
     for (const byCurrency of this.buckets.values()) {
@@ -529,7 +533,7 @@ export class CompiledRouting {
         for (const set of [bucket.generic, ...bucket.byMerchant.values()]) {
           if (!set.members.includes(ruleIndex)) continue;
           inAny = true;
-          if (!set.segments || !ownersThroughout(set.segments, rule.amountMin, rule.amountMax, ruleIndex, owners)) return null;
+          if (!set.segments || !ownersThroughout(set.segments, from, to, ruleIndex, owners)) return null;
         }
       }
     }

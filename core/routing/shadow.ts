@@ -15,6 +15,16 @@ const DIMENSIONS: readonly Dimension[] = ['hours', 'amount', 'dates'];
 const ALL_HOURS = 0xffffff;
 const DAY_MS = 86_400_000;
 
+/**
+ * What a payment can be at all: an amount from 1 to api.max_amount and a currency in api.currencies. A rule is compared
+ * with earlier ones inside this domain only, so `amount_min: 1` (or `amount_max: <max_amount>`, or `currency: CNY` when
+ * CNY is the only currency) covers as much as no condition does.
+ */
+export interface PaymentDomain {
+  currencies: readonly string[];
+  maxAmount: number;
+}
+
 /** Conditions the engine tests one by one (beyond pay method, currency, merchant and amount), as bits. */
 const EXTRA = { app: 1, tags: 2, regions: 4, hours: 8, dates: 16, metadata: 32 } as const;
 
@@ -23,7 +33,8 @@ export interface MatchShape {
   /** Served pay methods the rule matches (every served one without pay_method). */
   methods: ReadonlySet<string>;
   anyMethod: boolean;
-  currency: string[] | undefined;
+  /** The currencies of the domain the rule matches. */
+  currency: string[];
   /** Merchants named directly or through groups; null for any merchant. */
   merchants: ReadonlySet<string> | null;
   app: string[] | undefined;
@@ -31,14 +42,14 @@ export interface MatchShape {
   regions: string[] | undefined;
   /** Bit h set: hour h of the day matches (hours 0–24, or none, is every hour). */
   hours: number;
-  /** Inclusive amount range. */
+  /** Inclusive amount range, inside the domain's [1, max_amount]. */
   amount: [number, number];
   /** Inclusive day numbers (±Infinity without dates). */
   dates: [number, number];
   metadata: Readonly<Record<string, string>> | undefined;
   /** EXTRA bits of the conditions it has: 0 for a rule the engine folds into its amount segments. */
   extras: number;
-  /** Matches nothing by itself (an empty amount or date range, an invalid date): reported elsewhere, never "shadowed". */
+  /** Matches nothing by itself (an empty amount or date range, an invalid date, no currency of the domain): reported elsewhere, never "shadowed". */
   empty: boolean;
 }
 
@@ -52,12 +63,13 @@ function hoursMask(h: { from: number; to: number } | undefined): number {
   return mask;
 }
 
-export function shapeOf(m: Match, config: RoutingConfig, universe: readonly string[]): MatchShape {
+export function shapeOf(m: Match, config: RoutingConfig, universe: readonly string[], domain: PaymentDomain): MatchShape {
   const merchants = m.merchant === undefined && m.merchant_group === undefined
     ? null
     : new Set([...(asList(m.merchant) ?? []), ...(asList(m.merchant_group) ?? []).flatMap((g) => config.groups[g] ?? [])]);
   const hours = hoursMask(m.hours);
-  const amount: [number, number] = [m.amount_min ?? 0, m.amount_max ?? Number.MAX_SAFE_INTEGER];
+  const amount: [number, number] = [Math.max(1, m.amount_min ?? 1), Math.min(domain.maxAmount, m.amount_max ?? Number.MAX_SAFE_INTEGER)];
+  const currency = domain.currencies.filter((c) => patternMatches(m.currency, c));
   let dates: [number, number] = [-Infinity, Infinity];
   let badDates = false;
   if (m.dates) {
@@ -71,17 +83,17 @@ export function shapeOf(m: Match, config: RoutingConfig, universe: readonly stri
   return {
     methods: new Set(universe.filter((pm) => patternMatches(m.pay_method, pm))),
     anyMethod: m.pay_method === undefined,
-    currency: asList(m.currency), merchants, app: asList(m.app), tags: asList(m.merchant_tag), regions: asList(m.payer_region),
+    currency, merchants, app: asList(m.app), tags: asList(m.merchant_tag), regions: asList(m.payer_region),
     hours, amount, dates, metadata: m.metadata, extras,
-    empty: amount[0] > amount[1] || dates[0] > dates[1] || badDates || hours === 0,
+    empty: amount[0] > amount[1] || dates[0] > dates[1] || badDates || hours === 0 || currency.length === 0,
   };
 }
 
-/** x ⊇ y for a condition given as a list (undefined: no condition). Currencies may be patterns; the rest are exact. */
-function listCovers(x: string[] | undefined, y: string[] | undefined, patterns: boolean): boolean {
+/** x ⊇ y for a condition given as a list (undefined: no condition). */
+function listCovers(x: string[] | undefined, y: string[] | undefined): boolean {
   if (x === undefined) return true;
   if (y === undefined) return false;
-  return y.every((v) => (patterns ? patternMatches(x, v) : x.includes(v)));
+  return y.every((v) => x.includes(v));
 }
 
 /** Does `a` admit everything `b` admits in dimension `d`? */
@@ -97,7 +109,7 @@ export function coversExcept(a: MatchShape, b: MatchShape, skip: Dimension | nul
   if (b.methods.size === 0) return false;
   if (!a.anyMethod) for (const pm of b.methods) if (!a.methods.has(pm)) return false;
   for (const d of DIMENSIONS) if (d !== skip && !dimensionCovers(a, b, d)) return false;
-  if (!listCovers(a.currency, b.currency, true) || !listCovers(a.app, b.app, false) || !listCovers(a.tags, b.tags, false) || !listCovers(a.regions, b.regions, false)) return false;
+  if (!listCovers(a.currency, b.currency) || !listCovers(a.app, b.app) || !listCovers(a.tags, b.tags) || !listCovers(a.regions, b.regions)) return false;
   if (a.merchants !== null) {
     if (b.merchants === null) return false;
     for (const m of b.merchants) if (!a.merchants.has(m)) return false;
@@ -151,9 +163,9 @@ export function shadowingRules(b: MatchShape, earlier: ReadonlyArray<{ index: nu
 }
 
 /** Every rule's shape, in table order. */
-export function ruleShapes(routing: CompiledRouting, config: RoutingConfig): MatchShape[] {
+export function ruleShapes(routing: CompiledRouting, config: RoutingConfig, domain: PaymentDomain): MatchShape[] {
   const universe = [...routing.payMethods];
-  return config.rules.map((r) => shapeOf(r.match, config, universe));
+  return config.rules.map((r) => shapeOf(r.match, config, universe, domain));
 }
 
 /**
@@ -164,7 +176,7 @@ export function ruleShapes(routing: CompiledRouting, config: RoutingConfig): Mat
  * of what it matches, or when earlier rules do together in one interval dimension (see shadowingRules). Rules that
  * match nothing by themselves (amount_min above amount_max, dates from after to) are reported on their own instead.
  */
-export function shadowedRules(routing: CompiledRouting, config: RoutingConfig, shapes = ruleShapes(routing, config)): Array<{ index: number; by: number[] }> {
+export function shadowedRules(routing: CompiledRouting, config: RoutingConfig, domain: PaymentDomain, shapes = ruleShapes(routing, config, domain)): Array<{ index: number; by: number[] }> {
   const owners = routing.segmentOwnership();
   const shadowed: Array<{ index: number; by: number[] }> = [];
   // An amount-only rule can only be covered, beyond the segments, by rules whose one other condition is hours or dates.
@@ -175,10 +187,11 @@ export function shadowedRules(routing: CompiledRouting, config: RoutingConfig, s
     if (shape.empty) continue;
     let by: number[] | null = null;
     if (rule.extra === null) {
-      if (owners.buckets.has(rule.index) && !owners.owning.has(rule.index)) by = routing.earlierSegmentOwners(rule.index) ?? [];
-      else by = shadowingRules(shape, intervalOnly.filter((a) => a.index < rule.index));
+      // The segments it owns may all lie outside the domain (amount 0, or above max_amount): then it is shadowed too.
+      if (owners.buckets.has(rule.index) && !owners.owning.has(rule.index)) by = routing.earlierSegmentOwners(rule.index, domain.maxAmount) ?? [];
+      else by = routing.earlierSegmentOwners(rule.index, domain.maxAmount) ?? shadowingRules(shape, intervalOnly.filter((a) => a.index < rule.index));
     } else {
-      by = routing.earlierSegmentOwners(rule.index) ?? shadowingRules(shape, all.slice(0, rule.index));
+      by = routing.earlierSegmentOwners(rule.index, domain.maxAmount) ?? shadowingRules(shape, all.slice(0, rule.index));
     }
     if (by) shadowed.push({ index: rule.index, by });
   }

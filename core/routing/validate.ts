@@ -19,8 +19,9 @@ interface RuleContext {
  * Checks a routing table against the accounts it names. Each problem names the rule and the
  * field: `routing.rules.2 (big_wechat).targets.1: channel account alipay_main does not serve wechat.*`.
  */
-export function validateRouting(config: RoutingConfig, routing: CompiledRouting, accountPayMethods: ServedBy, currencies: readonly string[]): string[] {
+export function validateRouting(config: RoutingConfig, routing: CompiledRouting, accountPayMethods: ServedBy, api: { currencies: readonly string[]; max_amount: number }): string[] {
   const problems: string[] = [];
+  const { currencies } = api;
   const names = new Set<string>();
   const universe = servedPayMethods(accountPayMethods);
   config.rules.forEach((rule, i) => {
@@ -32,16 +33,18 @@ export function validateRouting(config: RoutingConfig, routing: CompiledRouting,
       return { name, serves: accountPayMethods.get(name) };
     });
     const ctx: RuleContext = { rule, at, methods: universe.filter((pm) => patternMatches(rule.match.pay_method, pm)), targets };
-    problems.push(...targetProblems(ctx), ...coverageProblems(ctx), ...feeProblems(ctx, routing), ...matchProblems(ctx, config, currencies));
+    problems.push(...targetProblems(ctx), ...coverageProblems(ctx), ...feeProblems(ctx, routing), ...matchProblems(ctx, config, api));
   });
   for (const [merchant, accounts] of Object.entries(config.pins)) {
     accounts.forEach((a, k) => {
       if (!accountPayMethods.has(a)) problems.push(`routing.pins.${merchant}.${k}: no channel account named ${a}`);
     });
   }
-  const shapes = ruleShapes(routing, config);
+  // Shadowing is judged over the payments the API accepts: amounts 1 to api.max_amount, currencies in api.currencies.
+  const domain = { currencies, maxAmount: api.max_amount };
+  const shapes = ruleShapes(routing, config, domain);
   problems.push(...pinProblems(config, accountPayMethods, shapes));
-  for (const { index, by } of shadowedRules(routing, config, shapes)) {
+  for (const { index, by } of shadowedRules(routing, config, domain, shapes)) {
     const rule = config.rules[index]!;
     problems.push(`routing.rules.${index} (${rule.name}).match: can never match, earlier rules shadow it: ${ruleList(config, by)}`);
   }
@@ -146,10 +149,12 @@ function feeProblems({ rule, at, methods, targets }: RuleContext, routing: Compi
 }
 
 /** Match conditions that are empty or can never be met. */
-function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, currencies: readonly string[]): string[] {
+function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, api: { currencies: readonly string[]; max_amount: number }): string[] {
   const problems: string[] = [];
+  const { currencies } = api;
   const { amount_min: min, amount_max: max, dates, hours } = rule.match;
   if (min !== undefined && max !== undefined && min > max) problems.push(`${at}.match.amount_min: greater than amount_max, the rule can never match`);
+  else if (min !== undefined && min > api.max_amount) problems.push(`${at}.match.amount_min: above api.max_amount (${api.max_amount}), no payment can match it`);
   if (dates) {
     for (const field of ['from', 'to'] as const) {
       const d = new Date(`${dates[field]}T00:00:00Z`);

@@ -13,7 +13,7 @@ export interface AccountSpec {
   available?: boolean;
 }
 
-export function compile(routing: unknown, specs: AccountSpec[], state = new RoutingState(), currencies: readonly string[] = ['CNY']): { routing: CompiledRouting; state: RoutingState; config: RoutingConfig; problems: string[] } {
+export function compile(routing: unknown, specs: AccountSpec[], state = new RoutingState(), currencies: readonly string[] = ['CNY'], maxAmount = 100_000_000): { routing: CompiledRouting; state: RoutingState; config: RoutingConfig; problems: string[] } {
   const config = routingSchema.parse(routing);
   const windowMs = config.window_s * 1000;
   const breaker = { errorRate: 0.5, minRequests: 4, openMs: 1000, halfOpenProbes: 2 };
@@ -24,7 +24,7 @@ export function compile(routing: unknown, specs: AccountSpec[], state = new Rout
     fees: s.fees ?? {}, limits: s.limits ?? {}, state: settings.get(s.name)!.state,
   }));
   const compiled = new CompiledRouting(config, accounts, currencies);
-  const problems = validateRouting(config, compiled, new Map(specs.map((s) => [s.name, (s.available ?? true) ? new Set(s.payMethods) : null])), currencies);
+  const problems = validateRouting(config, compiled, new Map(specs.map((s) => [s.name, (s.available ?? true) ? new Set(s.payMethods) : null])), { currencies, max_amount: maxAmount });
   return { routing: compiled, state, config, problems };
 }
 

@@ -321,3 +321,29 @@ test('the same account twice in a rule, weight on a rule that is not weighted, e
       targets: [a, b]
 `), [], 'each field on the strategy that reads it; an object target without weight is fine anywhere');
 });
+
+test('shadowing is judged over the payments the API accepts: amounts 1 to api.max_amount, currencies in api.currencies', (t) => {
+  const accounts: AccountSpec[] = [{ name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat }];
+  const problems = (rules: unknown[], currencies = ['CNY'], maxAmount = 100_000_000) => compile({ rules: [...rules, { name: 'rest', match: {}, targets: ['b'] }] }, accounts, undefined, currencies, maxAmount).problems;
+  t.deepEqual(problems([{ name: 'from_1', match: { amount_min: 1 }, targets: ['a'] }]), ['routing.rules.1 (rest).match: can never match, earlier rules shadow it: rules.0 (from_1)'], 'amount 0 is no payment');
+  t.deepEqual(problems([{ name: 'up_to_max', match: { amount_max: 100_000_000 }, targets: ['a'] }]), ['routing.rules.1 (rest).match: can never match, earlier rules shadow it: rules.0 (up_to_max)'], 'nothing above api.max_amount is a payment');
+  t.deepEqual(problems([
+    { name: 'small', match: { amount_max: 50_000 }, targets: ['a'] },
+    { name: 'large', match: { amount_min: 50_001, amount_max: 100_000_000 }, targets: ['b'] },
+  ]), ['routing.rules.2 (rest).match: can never match, earlier rules shadow it: rules.0 (small), rules.1 (large)']);
+  t.deepEqual(problems([{ name: 'cny_vip', match: { currency: 'CNY', merchant_tag: 'vip' }, targets: ['a'] }, { name: 'vip', match: { merchant_tag: 'vip' }, targets: ['b'] }]),
+    ['routing.rules.1 (vip).match: can never match, earlier rules shadow it: rules.0 (cny_vip)'], 'CNY is every currency there is');
+  t.deepEqual(problems([{ name: 'from_1', match: { amount_min: 1 }, targets: ['a'] }], ['CNY'], 500), ['routing.rules.1 (rest).match: can never match, earlier rules shadow it: rules.0 (from_1)']);
+  t.deepEqual(problems([{ name: 'beyond', match: { amount_min: 600 }, targets: ['a'] }], ['CNY'], 500), ['routing.rules.0 (beyond).match.amount_min: above api.max_amount (500), no payment can match it']);
+  // Near misses: each leaves the last rule payments to match, and it does match them.
+  const accepted: Array<[string, unknown, string[], number, Parameters<typeof input>[0]]> = [
+    ['amount 1 left', { amount_min: 2 }, ['CNY'], 100_000_000, { amount: 1 }],
+    ['max_amount left', { amount_max: 99_999_999 }, ['CNY'], 100_000_000, { amount: 100_000_000 }],
+    ['another currency left', { currency: 'CNY', merchant_tag: 'vip' }, ['CNY', 'USD'], 100_000_000, { currency: 'USD', merchantTags: ['vip'] }],
+  ];
+  for (const [why, match, currencies, maxAmount, reaching] of accepted) {
+    const { routing, problems: found } = compile({ rules: [{ name: 'first', match, targets: ['a'] }, { name: 'rest', match: { merchant_tag: 'vip' }, targets: ['b'] }] }, accounts, undefined, currencies, maxAmount);
+    t.deepEqual(found, [], why);
+    t.is(routing.decide(input({ merchantTags: ['vip'], ...reaching })).ruleName, 'rest', `${why}: and it matches`);
+  }
+});
