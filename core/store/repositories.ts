@@ -180,9 +180,17 @@ export class PaymentRepository {
   }
 
   /** Per account: payments created since a time that did not fail (what daily limits count). */
+  /**
+   * Each account's share of its daily limits since `since`, as routing holds it: every payment created there, except
+   * one that provably created nothing (declined, or failed without reaching it). A payment whose order was created
+   * (or may have been) and that failed later keeps its share, as it does in the running gateway.
+   */
   async usageSince(db: SqlExecutor, since: number): Promise<Array<{ account: string; count: number; amount: number }>> {
     const rows = await db.all<{ account: string; count: number; amount: number }>(
-      "SELECT channel_account AS account, COUNT(*) AS count, SUM(amount) AS amount FROM payments WHERE created_at >= ? AND status != 'failed' AND channel_account IS NOT NULL GROUP BY channel_account", [since]);
+      `SELECT channel_account AS account, COUNT(*) AS count, SUM(amount) AS amount FROM payments
+       WHERE created_at >= ? AND channel_account IS NOT NULL
+         AND (status != 'failed' OR json_extract(routing, '$.attempts[#-1].outcome') IN ('created', 'unknown'))
+       GROUP BY channel_account`, [since]);
     return rows.map((r) => ({ account: r.account, count: Number(r.count), amount: Number(r.amount) }));
   }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Gateway } from '../../core/kernel/gateway.js';
 import { ConfigError } from '../../core/config/load.js';
-import { startGateway, activeMerchant, MerchantClient, admin, fixtureConfig } from '../helpers/gateway.js';
+import { startGateway, activeMerchant, MerchantClient, admin, fixtureConfig, waitUntil } from '../helpers/gateway.js';
 import { runLoad, signedPaymentRequest } from '../helpers/load.js';
 import { fixtureCalls } from '../fixtures/fixture-channel/index.js';
 
@@ -156,6 +156,34 @@ test.serial('daily limits send payments past the cap to the next account, and co
     t.is(third.json.channel_account, 'backup', 'the cap of 2 is reached');
     const explained = await admin(env.gw, 'GET', '/admin/routing/explain?pay_method=alipay.qr&amount=100');
     t.like(explained.json.targets[0], { account: 'capped', usable: false, reason: 'daily count limit reached' });
+  } finally {
+    await env.close();
+  }
+});
+
+test.serial('daily usage after a restart is what the running gateway held: a payment that failed after its order was created keeps its share, a declined one has none', async (t) => {
+  let env = await startGateway(fixtureConfig(accounts('decline')));
+  try {
+    const creds = await activeMerchant(env.gw);
+    let client = await MerchantClient.for(env.gw, creds);
+    const pay = (n: string, payMethod = 'alipay.qr') => client.request('POST', '/v1/payments', { out_trade_no: n, amount: 100, pay_method: payMethod });
+    const usage = async (account: string) => (await admin(env.gw, 'GET', '/admin/routing')).json.accounts.find((a: any) => a.account === account).usage_today;
+    const first = await pay('uf-1');
+    t.is(first.json.channel_account, 'capped');
+    // The payer fails it: the order existed at the channel, so its share of the limit stays taken.
+    t.is((await client.request('POST', `/v1/sandbox/payments/${first.json.id}/fail`)).status, 200);
+    await waitUntil(async () => ((await client.request('GET', `/v1/payments/${first.json.id}`)).json.status === 'failed' ? true : undefined));
+    const declined = await pay('uf-declined', 'wechat.native');
+    t.deepEqual(declined.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['primary', 'declined']]);
+    t.like(await usage('capped'), { count: 1, amount: 100 });
+    t.like(await usage('primary'), { count: 0, amount: 0 });
+
+    env = await env.restart();
+    client = await MerchantClient.for(env.gw, creds);
+    t.like(await usage('capped'), { count: 1, amount: 100 }, 'counted from the store as it was held');
+    t.like(await usage('primary'), { count: 0, amount: 0 }, 'a declined payment created nothing: no share');
+    t.is((await pay('uf-2')).json.channel_account, 'capped');
+    t.is((await pay('uf-3')).json.channel_account, 'backup', 'the cap of 2 is reached: one failed after creation, one pending');
   } finally {
     await env.close();
   }
