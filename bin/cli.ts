@@ -131,13 +131,21 @@ function describedOnly(accounts: Iterable<AccountEntry>): string[] {
   return [...accounts].filter((a) => a.describedOnly).map((a) => `channels.${a.name}: ${a.describedOnly}`);
 }
 
+/**
+ * A flag given more than once keeps every value, so the shared checks refuse it as the API refuses a repeated query
+ * parameter (`--amount: give it once, as a single value`) instead of the last one silently winning.
+ */
+const everyValue = (value: string, previous: string | string[] | undefined): string | string[] => (previous === undefined ? value : [previous, value].flat());
+
 const route = program.command('route').description('the routing table');
 route.command('explain').description('which rule matches a payment, the accounts it would try in order, and why')
-  .requiredOption('--pay-method <method>').requiredOption('--amount <fen>', 'amount in minor units (digits only)').option('--currency <code>', 'currency (one of api.currencies)', 'CNY')
-  .option('--merchant <id>', 'merchant id; tags and bindings are read from the store when it has the merchant').option('--app <id>').option('--client-ip <ip>', 'payer IP, for payer_region rules (IPv4, or IPv4-mapped IPv6)')
+  .requiredOption('--pay-method <method>', 'pay method', everyValue).requiredOption('--amount <fen>', 'amount in minor units (digits only)', everyValue)
+  .option('--currency <code>', 'currency (one of api.currencies; default CNY)', everyValue)
+  .option('--merchant <id>', 'merchant id; tags and bindings are read from the store when it has the merchant', everyValue).option('--app <id>', 'app id', everyValue)
+  .option('--client-ip <ip>', 'payer IP, for payer_region rules (IPv4, or IPv4-mapped IPv6)', everyValue)
   .option('--metadata <k=v,...>', 'metadata pairs, split at the first "="; repeatable', (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)], [] as string[])
   .option('--json')
-  .action(async (opts: { payMethod: string; amount: string; currency: string; merchant?: string; app?: string; clientIp?: string; metadata: string[]; json?: boolean }) => {
+  .action(async (opts: { payMethod: string | string[]; amount: string | string[]; currency?: string | string[]; merchant?: string | string[]; app?: string | string[]; clientIp?: string | string[]; metadata: string[]; json?: boolean }) => {
     const src = source();
     const snapshot = await inspectSnapshot(src);
     try {
@@ -156,7 +164,7 @@ route.command('explain').description('which rule matches a payment, the accounts
       });
       const targets = new Set(explained.targets.map((t) => t.account));
       explained.warnings.push(...describedOnly([...snapshot.accounts.values()].filter((a) => targets.has(a.name))));
-      const state = offlineState(q, opts.currency !== 'CNY', facts.usageCounted ? 'counted from the store' : `not counted (no store at ${storePath(src)})`);
+      const state = offlineState(q, q.currency !== 'CNY', facts.usageCounted ? 'counted from the store' : `not counted (no store at ${storePath(src)})`);
       print(opts.json, { ...explained, state }, () => [
         explained.summary,
         ...explained.targets.map((t) => `  ${t.usable ? '✓' : '✗'} ${t.account}: ${t.reason}${t.cost !== undefined ? `, cost ${t.cost}` : ''}${t.weight !== undefined ? `, weight ${t.weight}` : ''}${t.success_rate !== undefined ? `, success ${t.success_rate ?? 'n/a'}` : ''}`),

@@ -124,6 +124,11 @@ test('corbel route explain: the same checks as the API, worded as flags; metadat
     [['--pay-method', 'alipay.qr', '--amount', '5', '--currency', 'USD'], /--currency: USD is not enabled \(api.currencies: CNY\)/],
     [['--pay-method', 'alipay.qr', '--amount', '5', '--metadata', 'novalue'], /--metadata: "novalue" is not key=value/],
     [['--pay-method', 'unionpay.qr', '--amount', '5'], /--pay-method: no configured channel serves unionpay\.qr/],
+    // Each flag is given once, as each API parameter is: a repeat is refused, not settled by the last value.
+    [['--pay-method', 'alipay.qr', '--amount', '1200', '--amount', '5'], /--amount: give it once, as a single value/],
+    [['--pay-method', 'alipay.qr', '--pay-method', 'wechat.native', '--amount', '5'], /--pay-method: give it once, as a single value/],
+    [['--pay-method', 'alipay.qr', '--amount', '5', '--currency', 'CNY', '--currency', 'CNY'], /--currency: give it once, as a single value/],
+    [['--pay-method', 'alipay.qr', '--amount', '5', '--merchant', 'mch_a', '--merchant', 'mch_b'], /--merchant: give it once, as a single value/],
   ];
   for (const [args, message] of refused) {
     const r = await cli(args);
