@@ -52,7 +52,8 @@ interface CompiledRule {
   name: string;
   strategy: RoutingRuleConfig['strategy'];
   targets: Int32Array;
-  weights: Int32Array;
+  /** As configured, for explain (a Float64Array: a weight need not fit in 32 bits). */
+  weights: Float64Array;
   /** Weighted pick: running totals of the weights (the last is the total); a uniform draw in [0, total) finds its target. */
   cumulativeWeights: Float64Array | null;
   exploration: number;
@@ -324,7 +325,7 @@ export class CompiledRouting {
     return {
       index, name: r.name, strategy: r.strategy,
       targets: Int32Array.from(targets.map((t) => this.accountIndex.get(t.account) ?? -1)),
-      weights: Int32Array.from(targets.map((t) => t.weight)),
+      weights: Float64Array.from(targets.map((t) => t.weight)),
       cumulativeWeights, exploration: r.exploration,
       extra: extras.length === 0 ? null : extras.length === 1 ? extras[0]! : (i, region, local) => extras.every((e) => e(i, region, local)),
       amountMin: m.amount_min ?? 0, amountMax: m.amount_max ?? Number.MAX_SAFE_INTEGER,

@@ -341,3 +341,11 @@ test('routing.window_s changed by a reload resizes the success-rate and breaker 
   for (let i = 0; i < 2; i++) state.recordCall('b', false, now + 90_000);
   t.like(state.account('b').breaker, { state: 'open', cause: 'error_rate' }, '4 of 4 over 120 s');
 });
+
+test('explain shows a weight above 2^31 as configured, not wrapped to a negative int32', (t) => {
+  const { routing, problems } = compile({ rules: [{ name: 'w', match: {}, strategy: 'weighted', targets: [{ account: 'a', weight: 3_000_000_000 }, { account: 'b', weight: 1 }] }] }, [
+    { name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat },
+  ]);
+  t.deepEqual(problems, []);
+  t.deepEqual(explainRoute(routing, input()).targets.map((x) => [x.account, x.weight]), [['a', 3_000_000_000], ['b', 1]]);
+});
