@@ -45,6 +45,12 @@ export interface DecisionBuffer {
   count: number;
 }
 
+/**
+ * A condition tested per decision. The time arrives as small integers (hour of the day, day number, both in the routing
+ * time zone) rather than as milliseconds: a double passed to a closure is boxed, an allocation per decision.
+ */
+type ExtraCondition = (input: RoutingInput, regions: readonly string[] | null, hour: number, day: number) => boolean;
+
 export type SkipReason = 'not_serving' | 'unavailable' | 'not_bound' | 'breaker_open' | 'daily_amount' | 'daily_count' | 'not_pinned';
 
 interface CompiledRule {
@@ -58,7 +64,7 @@ interface CompiledRule {
   cumulativeWeights: Float64Array | null;
   exploration: number;
   /** Conditions other than pay method, currency, merchant and amount; null when there are none. */
-  extra: ((input: RoutingInput, regions: readonly string[] | null, localMs: number) => boolean) | null;
+  extra: ExtraCondition | null;
   amountMin: number;
   amountMax: number;
   matchesAnyMerchant: boolean;
@@ -123,8 +129,9 @@ interface Bucket {
 
 const DAY_MS = 86_400_000;
 
+/** An int32 (`| 0`): a small integer is never boxed, wherever the decision passes it. */
 export function dayNumber(now: number, utcOffsetMinutes: number): number {
-  return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS);
+  return Math.floor((now + utcOffsetMinutes * 60_000) / DAY_MS) | 0;
 }
 
 /** Hours [from, to) that cover every hour of the day: the only such range is 0–24 (from equal to to is refused). */
@@ -192,6 +199,8 @@ export class CompiledRouting {
   private readonly cumulativeWeights: Float64Array;
   /** Where locate() found the matched rule's record: no allocation per decision. */
   private found: { records: Int32Array; at: number };
+  /** xorshift128 state for weighted draws and exploration: Math.random() allocates its result (a heap number) per call. */
+  private readonly seed = Uint32Array.from({ length: 4 }, () => (Math.random() * 0x1_0000_0000) >>> 0 || 1);
 
   constructor(readonly config: RoutingConfig, accounts: RoutableAccount[], currencies: readonly string[]) {
     this.accounts = accounts;
@@ -280,7 +289,7 @@ export class CompiledRouting {
 
   private compileRule(r: RoutingRuleConfig, index: number): CompiledRule {
     const targets = r.targets.map((t) => (typeof t === 'string' ? { account: t, weight: 1 } : t));
-    const extras: Array<(input: RoutingInput, regions: readonly string[] | null, localMs: number) => boolean> = [];
+    const extras: ExtraCondition[] = [];
     const m = r.match;
     const apps = asList(m.app);
     if (apps) {
@@ -300,20 +309,26 @@ export class CompiledRouting {
     // hours 0–24 is the whole day: no condition (the rule stays amount-only and folds into the segment table).
     if (m.hours && !isWholeDay(m.hours)) {
       const { from, to } = m.hours;
-      extras.push((_i, _r, localMs) => {
-        const hour = Math.floor((localMs % DAY_MS) / 3_600_000);
-        return from < to ? hour >= from && hour < to : hour >= from || hour < to;
-      });
+      extras.push((_i, _r, hour) => (from < to ? hour >= from && hour < to : hour >= from || hour < to));
     }
     if (m.dates) {
-      const start = Date.parse(`${m.dates.from}T00:00:00Z`);
-      const end = Date.parse(`${m.dates.to}T00:00:00Z`) + DAY_MS;
-      extras.push((_i, _r, localMs) => localMs >= start && localMs < end);
+      // Inclusive day numbers: the day of `from` to the day of `to`, in the routing time zone.
+      const first = Date.parse(`${m.dates.from}T00:00:00Z`) / DAY_MS;
+      const last = Date.parse(`${m.dates.to}T00:00:00Z`) / DAY_MS;
+      extras.push((_i, _r, _h, day) => day >= first && day <= last);
     }
     if (m.metadata) {
-      const entries = Object.entries(m.metadata);
+      const keys = Object.keys(m.metadata);
+      const values = Object.values(m.metadata);
       // Own keys only: `toString` or `constructor` must not be found on the prototype of the payment's metadata.
-      extras.push((i) => entries.every(([k, v]) => Object.hasOwn(i.metadata, k) && (v === '*' || i.metadata[k] === v)));
+      // A plain loop over two arrays: destructuring [k, v] pairs would allocate an iterator per decision.
+      extras.push((i) => {
+        for (let k = 0; k < keys.length; k++) {
+          if (!Object.hasOwn(i.metadata, keys[k]!)) return false;
+          if (values[k] !== '*' && i.metadata[keys[k]!] !== values[k]) return false;
+        }
+        return true;
+      });
     }
     let cumulativeWeights: Float64Array | null = null;
     const totalWeight = targets.reduce((a, t) => a + t.weight, 0);
@@ -327,7 +342,10 @@ export class CompiledRouting {
       targets: Int32Array.from(targets.map((t) => this.accountIndex.get(t.account) ?? -1)),
       weights: Float64Array.from(targets.map((t) => t.weight)),
       cumulativeWeights, exploration: r.exploration,
-      extra: extras.length === 0 ? null : extras.length === 1 ? extras[0]! : (i, region, local) => extras.every((e) => e(i, region, local)),
+      extra: extras.length === 0 ? null : extras.length === 1 ? extras[0]! : (i, region, hour, day) => {
+        for (let k = 0; k < extras.length; k++) if (!extras[k]!(i, region, hour, day)) return false;
+        return true;
+      },
       amountMin: m.amount_min ?? 0, amountMax: m.amount_max ?? Number.MAX_SAFE_INTEGER,
       matchesAnyMerchant: m.merchant === undefined && m.merchant_group === undefined,
     };
@@ -382,10 +400,13 @@ export class CompiledRouting {
     if (complex.length > 0 && complex[0]!.index < best) {
       const region = this.regionStarts.length ? this.regionOf(input.clientIp) : null;
       const localMs = input.now + this.offsetMinutes * 60_000;
+      // Small integers (`| 0`), so passing them to the conditions boxes nothing.
+      const day = Math.floor(localMs / DAY_MS) | 0;
+      const hour = Math.floor((localMs - day * DAY_MS) / 3_600_000) | 0;
       for (let k = 0; k < complex.length; k++) {
         const rule = complex[k]!;
         if (rule.index >= best) break;
-        if (input.amount >= rule.amountMin && input.amount <= rule.amountMax && rule.extra!(input, region, localMs)) {
+        if (input.amount >= rule.amountMin && input.amount <= rule.amountMax && rule.extra!(input, region, hour, day)) {
           best = rule.index;
           this.found.records = this.ruleRecords;
           this.found.at = best * this.stride;
@@ -453,7 +474,7 @@ export class CompiledRouting {
     if (out.count > 1 && strategy !== 0) {
       if (strategy === 1) this.orderWeighted(records, at);
       else if (strategy === 2) this.orderByCost(input);
-      else this.orderBySuccess(records[at + RECORD.explorationPpm]!, input.now);
+      else this.orderBySuccess(records[at + RECORD.explorationPpm]!, input);
     }
     return out;
   }
@@ -468,7 +489,10 @@ export class CompiledRouting {
     if (from < 0) return;
     const cumulative = this.cumulativeWeights;
     const last = from + records[at + RECORD.count]! - 1;
-    const draw = Math.floor(Math.random() * cumulative[last]!);
+    // A uniform [0, 1) of 53 random bits, as Math.random() gives, computed here: a double returned by a call is boxed.
+    const high = this.next() >>> 5;
+    const low = this.next() >>> 6;
+    const draw = Math.floor(((high * 67_108_864 + low) / 9_007_199_254_740_992) * cumulative[last]!);
     // The first k with cumulative[k] > draw.
     let lo = from;
     let hi = last;
@@ -496,17 +520,18 @@ export class CompiledRouting {
     sortBy(c, this.costs, this.out.count, true);
   }
 
-  private orderBySuccess(explorationPpm: number, now: number): void {
+  /** Takes the input, not its `now`: a double passed as an argument is boxed, an allocation per decision. */
+  private orderBySuccess(explorationPpm: number, input: RoutingInput): void {
     const c = this.out.candidates;
     for (let k = 0; k < this.out.count; k++) {
-      this.accounts[c[k]!]!.state.calls.totals(now, this.totals);
+      this.accounts[c[k]!]!.state.calls.totals(input.now, this.totals);
       const n = this.totals.ok + this.totals.failed;
       // Unknown accounts start optimistic so they get traffic and a rate.
       this.rates[k] = n === 0 ? 1 : this.totals.ok / n;
     }
     sortBy(c, this.rates, this.out.count, false);
-    if (this.out.count > 1 && Math.random() * 1e6 < explorationPpm) {
-      const k = 1 + ((Math.random() * (this.out.count - 1)) | 0);
+    if (this.out.count > 1 && ((this.next() >>> 0) / 4_294_967_296) * 1e6 < explorationPpm) {
+      const k = (1 + ((this.next() >>> 0) / 4_294_967_296) * (this.out.count - 1)) | 0;
       const explored = c[k]!;
       c[k] = c[0]!;
       c[0] = explored;
@@ -515,6 +540,24 @@ export class CompiledRouting {
 
   day(now: number): number {
     return dayNumber(now, this.offsetMinutes);
+  }
+
+  /**
+   * The next 32 random bits of xorshift128 (Marsaglia), as an int32: a small integer, never boxed on return (a uint32
+   * above 2^31 would be). Math.random() allocates its result, a heap number, on every call.
+   */
+  private next(): number {
+    const s = this.seed;
+    let t = s[3]!;
+    const x = s[0]!;
+    s[3] = s[2]!;
+    s[2] = s[1]!;
+    s[1] = x;
+    t ^= t << 11;
+    t ^= t >>> 8;
+    const out = t ^ x ^ (x >>> 19);
+    s[0] = out;
+    return out | 0;
   }
 
   /**
