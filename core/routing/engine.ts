@@ -150,12 +150,13 @@ export function patternMatches(patterns: string | string[] | undefined, value: s
 
 const asList = (v: string | string[] | undefined): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
 
-export function parseIpv4(ip: string): number {
+/** A dotted-quad IPv4 address (the characters from `from` to `to`) as a number, or -1. */
+export function parseIpv4(ip: string, from = 0, to = ip.length): number {
   let value = 0;
   let part = 0;
   let digits = 0;
   let dots = 0;
-  for (let i = 0; i < ip.length; i++) {
+  for (let i = from; i < to; i++) {
     const c = ip.charCodeAt(i);
     if (c === 46) {
       if (digits === 0 || part > 255) return -1;
@@ -170,6 +171,71 @@ export function parseIpv4(ip: string): number {
   }
   if (dots !== 3 || digits === 0 || part > 255) return -1;
   return value * 256 + part;
+}
+
+/** parseMappedIpv4's groups, written in place: parsing a client IP allocates nothing (it runs in every decision). */
+const ipv6Groups = new Uint16Array(8);
+
+/**
+ * The IPv4 address an IPv4-mapped IPv6 address (::ffff:0:0/96) stands for, as parseIpv4 gives it, or -1 when the
+ * string is not one. Every spelling of the address counts, not only the dual-stack socket's `::ffff:a.b.c.d`: hex
+ * groups (`::ffff:a00:1`), either case, leading zeros, `::` anywhere or nowhere (`0:0:0:0:0:ffff:10.0.0.1`); a zone
+ * id (`%eth0`) names no other address and is passed over, as node:net's BlockList does. IPv4-compatible (::a.b.c.d)
+ * and translated (::ffff:0:a.b.c.d) addresses are other addresses, not this one.
+ */
+export function parseMappedIpv4(ip: string): number {
+  const zone = ip.indexOf('%');
+  if (zone === ip.length - 1) return -1;
+  const n = zone < 0 ? ip.length : zone;
+  const groups = ipv6Groups;
+  let count = 0;
+  // Where `::` stands, in groups written before it; -1 when there is none.
+  let gap = -1;
+  let i = 0;
+  if (n >= 2 && ip.charCodeAt(0) === 58 && ip.charCodeAt(1) === 58) {
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    const start = i;
+    let value = 0;
+    for (; i < n; i++) {
+      const c = ip.charCodeAt(i);
+      const h = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (h < 0) break;
+      value = value * 16 + h;
+    }
+    if (i < n && ip.charCodeAt(i) === 46) {
+      // The last 32 bits as a dotted quad, to the end of the address.
+      const v4 = parseIpv4(ip, start, n);
+      if (v4 < 0 || count > 6) return -1;
+      groups[count++] = v4 >>> 16;
+      groups[count++] = v4 & 0xffff;
+      break;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 4 || count === 8) return -1;
+    groups[count++] = value;
+    if (i === n) break;
+    if (ip.charCodeAt(i) !== 58) return -1;
+    i++;
+    if (i < n && ip.charCodeAt(i) === 58) {
+      if (gap >= 0) return -1;
+      gap = count;
+      i++;
+    } else if (i === n) return -1;
+  }
+  // Without `::` all eight groups are written; `::` stands for one group of zeros or more.
+  if (gap < 0 ? count !== 8 : count > 7) return -1;
+  if (gap >= 0) {
+    // The groups after `::` move to the end, zeros fill the space between: the eight groups in order.
+    const zeros = 8 - count;
+    for (let k = count - 1; k >= gap; k--) groups[k + zeros] = groups[k]!;
+    for (let k = gap; k < gap + zeros; k++) groups[k] = 0;
+  }
+  for (let k = 0; k < 5; k++) if (groups[k] !== 0) return -1;
+  if (groups[5] !== 0xffff) return -1;
+  return groups[6]! * 65_536 + groups[7]!;
 }
 
 export class CompiledRouting {
@@ -355,8 +421,8 @@ export class CompiledRouting {
   regionOf(ip: string | undefined): readonly string[] | null {
     if (!ip || this.regionStarts.length === 0) return null;
     let value = parseIpv4(ip);
-    // An IPv4 payer seen through a dual-stack socket (::ffff:a.b.c.d) is still that IPv4 address.
-    if (value < 0 && (ip.startsWith('::ffff:') || ip.startsWith('::FFFF:'))) value = parseIpv4(ip.slice(7));
+    // An IPv4 payer seen through a dual-stack socket (::ffff:a.b.c.d), however the address is spelt, is still that IPv4 address.
+    if (value < 0) value = parseMappedIpv4(ip);
     if (value < 0) return null;
     let lo = 0;
     let hi = this.regionStarts.length - 1;

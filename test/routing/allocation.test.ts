@@ -48,9 +48,12 @@ test.serial('a decision allocates nothing in steady state: every strategy, every
     ],
   }, [{ ...acc('a'), fees: { default: { fixed: 1, rate_bps: 30 } }, limits: { daily_count: 1e9 } }, { ...acc('b'), fees: { default: { fixed: 0, rate_bps: 38 } } }]);
   t.deepEqual(problems, []);
+  // Payer IPs as IPv4 and as IPv4-mapped IPv6 in dotted and hex spellings (101.81.0.x is ::ffff:6551:x).
+  const clientIp = (k: number) => [`101.81.0.${k % 200}`, `::ffff:101.81.0.${k % 200}`, `::FFFF:6551:${(k % 200).toString(16)}`, `0:0:0:0:0:ffff:6551:${(k % 200).toString(16).padStart(4, '0')}`][k % 4]!;
   const inputs = Array.from({ length: 4_096 }, (_, k) => input({
-    amount: 1 + ((k * 37) % 4_000), merchantTags: ['retail'], metadata: { campaign: 'y' }, clientIp: `101.81.0.${k % 200}`, now: Date.now(),
+    amount: 1 + ((k * 37) % 4_000), merchantTags: ['retail'], metadata: { campaign: 'y' }, clientIp: clientIp(k), now: Date.now(),
   }));
+  t.true(inputs.every((i) => routing.regionOf(i.clientIp)?.[0] === 'sh'), 'every spelling is in the region, so the region condition runs to its end');
   const bytes = await bytesPerDecision(routing, inputs);
   t.true(bytes < 1, `${bytes.toFixed(2)} bytes allocated per decision`);
 });

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { compile, input, order, syntheticTable } from './table.js';
-import { patternMatches } from '../../core/routing/engine.js';
+import { BlockList, isIP } from 'node:net';
+import { parseIpv4, parseMappedIpv4, patternMatches } from '../../core/routing/engine.js';
 import { explainRoute } from '../../core/routing/explain.js';
 
 const wechat = ['wechat.native', 'wechat.jsapi'];
@@ -348,4 +349,80 @@ test('explain shows a weight above 2^31 as configured, not wrapped to a negative
   ]);
   t.deepEqual(problems, []);
   t.deepEqual(explainRoute(routing, input()).targets.map((x) => [x.account, x.weight]), [['a', 3_000_000_000], ['b', 1]]);
+});
+
+/**
+ * Spellings of the IPv4-mapped IPv6 address of `v4` (a uint32) that RFC 4291 allows, drawn with `rand`: each group
+ * with or without leading zeros, in either case, one run of zero groups compressed to `::` or none, the last 32 bits
+ * in hex or as a dotted quad.
+ */
+function mappedSpelling(v4: number, rand: () => number): string {
+  const groups = [0, 0, 0, 0, 0, 0xffff, v4 >>> 16, v4 & 0xffff];
+  const dotted = rand() < 0.3;
+  const parts = groups.slice(0, dotted ? 6 : 8).map((g) => {
+    const hex = g.toString(16).padStart(1 + Math.floor(rand() * 4), '0');
+    return rand() < 0.5 ? hex.toUpperCase() : hex;
+  });
+  if (dotted) parts.push(`${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`);
+  // `::` replaces one run of zero groups (one group or more) inside the first five, or none is compressed.
+  if (rand() < 0.8) {
+    const from = Math.floor(rand() * 5);
+    const to = from + 1 + Math.floor(rand() * (5 - from));
+    return `${parts.slice(0, from).join(':')}::${parts.slice(to).join(':')}`;
+  }
+  return parts.join(':');
+}
+
+test('payer_region: every spelling of an IPv4-mapped IPv6 address is in its IPv4 address\'s region, any other address in none', (t) => {
+  const { routing, problems } = compile({
+    regions: { shanghai: ['101.80.0.0/13'], ten: ['10.0.0.0/8'] },
+    rules: [
+      { name: 'shanghai', match: { payer_region: 'shanghai' }, targets: ['r'] },
+      { name: 'ten', match: { payer_region: 'ten' }, targets: ['r'] },
+      { name: 'rest', match: {}, targets: ['rest'] },
+    ],
+  }, ['r', 'rest'].map((name) => ({ name, payMethods: both })));
+  t.deepEqual(problems, []);
+  const regions = (clientIp: string) => routing.regionOf(clientIp);
+  const rule = (clientIp: string) => routing.decide(input({ clientIp })).ruleName;
+  // 10.0.0.1 and 101.81.2.3 (0x6551_0203) as the dual-stack socket writes them and in hex.
+  for (const ip of ['10.0.0.1', '::ffff:10.0.0.1', '::ffff:0a00:0001', '::ffff:a00:1', '::FFFF:A00:1', '0:0:0:0:0:ffff:a00:1', '0000:0000:0000:0000:0000:FFFF:0A00:0001', '0::ffff:10.0.0.1', '::0:ffff:a00:1']) {
+    t.deepEqual(regions(ip), ['ten'], ip);
+    t.is(rule(ip), 'ten', ip);
+  }
+  for (const ip of ['101.81.2.3', '::ffff:101.81.2.3', '::ffff:6551:203', '::FFFF:6551:0203', '0:0:0:0:0:ffff:101.81.2.3', '0:0::FfFf:6551:203']) {
+    t.deepEqual(regions(ip), ['shanghai'], ip);
+    t.is(rule(ip), 'shanghai', ip);
+  }
+  // Other IPv6 addresses, however close to a mapped one, stand for no IPv4 address: in no region.
+  const others = ['::ffff:0:a00:1' /* IPv4-translated */, '::a00:1', '::10.0.0.1' /* IPv4-compatible */, '64:ff9b::a00:1' /* NAT64 */, '1::ffff:a00:1', '::1:ffff:a00:1', '::ffff:a00:1:0', '2001:db8::1', '::'];
+  for (const ip of others) {
+    t.is(isIP(ip), 6, `${ip} is an IPv6 address`);
+    t.is(regions(ip), null, ip);
+    t.is(rule(ip), 'rest', ip);
+  }
+  // Not addresses at all: no region, and no part of one is read as an address.
+  const malformed = ['::ffff:a00:1:', ':ffff:a00:1', '::ffff::a00:1', '::ffff:0a000:1', '::ffff:10.0.0.1.5', '::ffff:10.0.1', '::ffff:10.0.0.256', '::ffff:10.0.0.1:1', '::ffff:a00:1x', '0:0:0:0:0::ffff:a00:1', '::ffff:a00:1%', '', ':'];
+  for (const ip of malformed) t.is(isIP(ip), 0, `${ip} is not an address`);
+  for (const ip of malformed) t.is(regions(ip), null, JSON.stringify(ip));
+
+  // Many random spellings of random addresses: the same IPv4 address as node:net's BlockList says it is.
+  let x = 0x9e3779b9;
+  const rand = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4_294_967_296;
+  };
+  for (let k = 0; k < 2_000; k++) {
+    const v4 = k % 2 === 0 ? parseIpv4('10.0.0.0') + Math.floor(rand() * 2 ** 24) : Math.floor(rand() * 2 ** 32);
+    const dotted = `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+    const spelling = mappedSpelling(v4, rand);
+    const same = new BlockList();
+    same.addAddress(`::ffff:${dotted}`, 'ipv6');
+    t.true(same.check(spelling, 'ipv6'), `${spelling} is ::ffff:${dotted} (the generator's own check)`);
+    t.is(parseMappedIpv4(spelling), v4, spelling);
+    t.deepEqual(regions(spelling), regions(dotted), `${spelling} and ${dotted}`);
+    if (k % 2 === 0) t.deepEqual(regions(spelling), ['ten'], spelling);
+  }
 });

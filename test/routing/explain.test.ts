@@ -2,7 +2,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { startGateway, fixtureConfig, admin, type TestGateway } from '../helpers/gateway.js';
+import { startGateway, fixtureConfig, admin, activeMerchant, MerchantClient, type TestGateway } from '../helpers/gateway.js';
 
 const exec = promisify(execFile);
 
@@ -101,8 +101,33 @@ test('admin explain: amount 0 is refused as the payment API refuses it, metadata
   t.deepEqual(region.json.input.regions, ['shanghai']);
   const mapped = await explain(`pay_method=wechat.native&amount=5&client_ip=${encodeURIComponent('::ffff:101.81.2.3')}`);
   t.deepEqual(mapped.json.input.regions, ['shanghai'], 'an IPv4-mapped IPv6 payer is in its IPv4 address\'s region');
+  // The same address in hex (101.81.2.3 is 0x6551_0203), in capitals, uncompressed: the same region and rule.
+  for (const spelling of ['::ffff:6551:203', '::FFFF:6551:0203', '0:0:0:0:0:ffff:6551:203']) {
+    const hex = await explain(`pay_method=wechat.native&amount=5&client_ip=${encodeURIComponent(spelling)}`);
+    t.is(hex.status, 200, JSON.stringify(hex.json));
+    t.deepEqual(hex.json.input.regions, ['shanghai'], spelling);
+    t.like(hex.json.rule, { name: 'shanghai' }, spelling);
+  }
+  t.is((await explain(`pay_method=wechat.native&amount=5&client_ip=${encodeURIComponent('::ffff:0:6551:203')}`)).json.input.regions, null, 'IPv4-translated, not mapped: another address');
   t.deepEqual((await explain(`pay_method=wechat.native&amount=5&client_ip=${encodeURIComponent('2001:db8::1')}`)).json.input.regions, null);
   t.deepEqual(region.json.warnings, []);
+});
+
+test('a payment routes on payer.client_ip as explain does, whichever spelling of an IPv4-mapped address the payer arrives with', async (t) => {
+  const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
+  // 101.81.2.3 (in shanghai) and 101.88.2.3 (just outside 101.80.0.0/13), as IPv4-mapped IPv6 in hex and dotted forms
+  // (the dotted ones after six groups or a `::` that hides one group are valid IPv6 that zod's ip() refused with a 400).
+  const cases: Array<[string, string | null]> = [['::ffff:6551:203', 'shanghai'], ['::FFFF:6551:0203', 'shanghai'], ['0:0:0:0:0:ffff:101.81.2.3', 'shanghai'], ['0::ffff:101.81.2.3', 'shanghai'], ['::ffff:6558:203', null], ['101.88.2.3', null]];
+  for (const [k, [ip, rule]] of cases.entries()) {
+    const created = await client.request('POST', '/v1/payments', { out_trade_no: `region-${k}`, amount: 5, pay_method: 'wechat.native', payer: { client_ip: ip } });
+    t.is(created.status, 201, created.text);
+    t.is(created.json.routing.rule, rule, ip);
+    t.is(created.json.channel_account, rule ? 'promo_acct' : 'fixture_main', ip);
+    const stored = await env.gw.store.payments.get(env.gw.store.reads, created.json.id);
+    t.is(stored!.routing!.rule, rule, `${ip}: as stored`);
+    const explained = await explain(`pay_method=wechat.native&amount=5&merchant=${client.creds.merchantId}&client_ip=${encodeURIComponent(ip)}`);
+    t.is(explained.json.rule?.name ?? null, rule, `${ip}: explain agrees`);
+  }
 });
 
 test('admin explain: a merchant the store does not have is explained anyway, with a warning; a known one brings its tags', async (t) => {
@@ -142,6 +167,13 @@ test('corbel route explain: the same checks as the API, worded as flags; metadat
   t.deepEqual(out.input.metadata, { campaign: 'a=b', ref: '1', x: '2' });
   const region = JSON.parse((await cli(['--pay-method', 'wechat.native', '--amount', '1', '--client-ip', '101.81.2.3', '--json'])).stdout);
   t.like(region.rule, { name: 'shanghai' });
+  // 101.81.2.3 as an IPv4-mapped IPv6 address in hex: the same region, in the JSON and in the text.
+  const hex = await cli(['--pay-method', 'wechat.native', '--amount', '1', '--client-ip', '::FFFF:6551:0203', '--json']);
+  t.is(hex.code, 0, hex.stderr);
+  t.like(JSON.parse(hex.stdout), { rule: { name: 'shanghai' }, input: { regions: ['shanghai'] } });
+  const hexText = await cli(['--pay-method', 'wechat.native', '--amount', '1', '--client-ip', '::ffff:6551:203']);
+  t.is(hexText.code, 0, hexText.stderr);
+  t.regex(hexText.stdout, /rule 2 "shanghai" matched/);
   const unknown = await cli(['--pay-method', 'wechat.native', '--amount', '5', '--merchant', 'mch_nobody']);
   t.is(unknown.code, 0, unknown.stderr);
   t.regex(unknown.stdout, /note: merchant mch_nobody is not in the store/);
