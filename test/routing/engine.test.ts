@@ -107,6 +107,61 @@ test('success_rate: the best recent rate first, with a small exploration share',
   t.is(order(routing, input({ now: later }))[0] === 'a' ? 1 : 0, 1, 'a is preferred again once it recovers') ;
 });
 
+test('success_rate: exploration is the way back for a recovered account, inside the window, without waiting for its failures to age out', (t) => {
+  // A window far longer than the whole run: a's old failures stay in it throughout, so only new successes can lift a.
+  const { routing, state } = compile({ window_s: 600, rules: [{ name: 's', match: {}, strategy: 'success_rate', exploration: 0.05, targets: ['a', 'b'] }] }, [
+    { name: 'a', payMethods: wechat }, { name: 'b', payMethods: wechat },
+  ]);
+  const t0 = input().now;
+  // a: 300 of 500 (60%), b: 450 of 500 (90%). Successes first, so neither breaker opens (failures stay under half).
+  for (let i = 0; i < 500; i++) state.recordCall('a', i < 300, t0);
+  for (let i = 0; i < 500; i++) state.recordCall('b', i < 450, t0);
+  const totals = { ok: 0, failed: 0 };
+  const windowOf = (name: string, now: number) => {
+    state.account(name).calls.totals(now, totals);
+    return { ...totals, rate: totals.ok / (totals.ok + totals.failed) };
+  };
+  // One payment per millisecond. a's channel has recovered: every call it gets succeeds. b keeps failing 1 call in 10.
+  let now = t0;
+  let bCalls = 0;
+  const pay = (): string => {
+    now += 1;
+    const d = routing.decide(input({ now }));
+    if (d.count !== 2) throw new Error(`both accounts usable, got ${d.count}`);
+    const first = routing.accounts[d.candidates[0]!]!.name;
+    state.recordCall(first, first === 'a' || bCalls++ % 10 !== 9, now);
+    return first;
+  };
+
+  // While a's rate is below b's, a gets exactly the exploration share, 5%: 3%–7% is 9 standard deviations either
+  // side (the engine seeds its draws at random, so the bounds are wide rather than the seed fixed).
+  const n = 10_000;
+  let explored = 0;
+  for (let k = 0; k < n; k++) if (pay() === 'a') explored++;
+  t.true(explored >= 0.03 * n && explored <= 0.07 * n, `a explored in ${((explored / n) * 100).toFixed(2)}% of ${n} decisions`);
+  const afterExploring = windowOf('a', now);
+  t.like(afterExploring, { ok: 300 + explored, failed: 200 }, 'a\'s rate climbs by exactly the explored calls, its failures still in the window');
+  t.true(afterExploring.rate > 0.6 && afterExploring.rate < windowOf('b', now).rate, `a ${afterExploring.rate.toFixed(3)} has climbed, still under b ${windowOf('b', now).rate.toFixed(3)}`);
+
+  // Exploration goes on until a's rate beats b's: about 1,500 explored successes in all, ~30,000 decisions at 5%.
+  let decisions = n;
+  while (windowOf('a', now).rate <= windowOf('b', now).rate && decisions < 60_000) {
+    if (pay() === 'a') explored++;
+    decisions++;
+  }
+  t.true(windowOf('a', now).rate > windowOf('b', now).rate, `a overtook b after ${decisions} decisions`);
+  t.true(decisions > 20_000 && decisions < 45_000, `${decisions} decisions to overtake: ~1,500 successes at a 5% share`);
+  t.like(windowOf('a', now), { ok: 300 + explored, failed: 200 }, 'every success that lifted a came through exploration; none of its failures aged out');
+
+  // Now a is first; b gets the exploration share.
+  let aFirst = 0;
+  for (let k = 0; k < n; k++) if (pay() === 'a') aFirst++;
+  t.true(aFirst >= 0.93 * n && aFirst <= 0.97 * n, `a first in ${((aFirst / n) * 100).toFixed(2)}% of decisions`);
+  t.true(now - t0 < 600_000 / 2, `all ${(now - t0) / 1000} s of it well inside the 600 s window`);
+  t.is(state.account('a').breaker.state, 'closed');
+  t.is(state.account('b').breaker.state, 'closed');
+});
+
 test('pins, service-provider bindings and daily limits filter the candidates', (t) => {
   const { routing } = compile({ pins: { mch_pinned: ['b'] }, rules: [{ name: 'p', match: {}, targets: ['a', 'b', 'sp'] }] }, [
     { name: 'a', payMethods: wechat, limits: { daily_count: 2, daily_amount: 5_000 } }, { name: 'b', payMethods: wechat }, { name: 'sp', payMethods: wechat, requiresBinding: true },
