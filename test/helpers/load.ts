@@ -30,15 +30,19 @@ export interface LoadResult {
   p99: number;
 }
 
-/** Bounded autocannon run against loopback (time and connection count capped by the caller). */
-export async function runLoad(url: string, opts: { durationS: number; connections: number; setupRequest: ReturnType<typeof signedPaymentRequest>; overallRate?: number }): Promise<LoadResult> {
+/**
+ * Bounded autocannon run against loopback (time and connection count capped by the caller). `onResponse` sees every
+ * answer's status and body, for callers that judge a response by more than its status code.
+ */
+export async function runLoad(url: string, opts: { durationS: number; connections: number; setupRequest: ReturnType<typeof signedPaymentRequest>; overallRate?: number; onResponse?: (status: number, body: string) => void }): Promise<LoadResult> {
+  const onResponse = opts.onResponse;
   const result = await autocannon({
     url,
     connections: opts.connections,
     duration: opts.durationS,
     overallRate: opts.overallRate,
     timeout: 10,
-    requests: [{ setupRequest: opts.setupRequest as never }],
+    requests: [{ setupRequest: opts.setupRequest as never, ...(onResponse ? { onResponse: (status: number, body: string) => onResponse(status, body) } : {}) }],
   });
   return {
     requests: result.requests.total,
