@@ -85,12 +85,20 @@ routing:
   const env = await startGateway(undefined, dir);
   try {
     const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
-    /** The simulator's orders of one payment (any attempt), as [order number, account whose notify URL it carries]. */
-    const ordersOf = async (paymentId: string): Promise<Array<[string, string]>> => {
-      const prefix = (await env.gw.store.payments.get(env.gw.store.reads, paymentId))!.channelOrderNo!.slice(0, -1);
+    /** The simulator's whole order book (it serves this test only), as [order number, account whose notify URL it carries]. */
+    const book = async (): Promise<Array<[string, string]>> => {
       const orders = (await (await fetch(`${sim.url}/__sim/orders`)).json()) as Array<{ out_trade_no: string; notify_url: string }>;
-      return orders.filter((o) => o.out_trade_no.startsWith(prefix)).map((o) => [o.out_trade_no, o.notify_url.split('/').pop()!]);
+      return orders.map((o) => [o.out_trade_no, o.notify_url.split('/').pop()!]);
     };
+    /** Orders that appeared since the last look, at either account: what the step just taken made, whatever their numbers. */
+    const seen = new Set<string>();
+    const newOrders = async (): Promise<Array<[string, string]>> => {
+      const fresh = (await book()).filter(([no]) => !seen.has(no));
+      for (const [no] of fresh) seen.add(no);
+      return fresh;
+    };
+    /** The order number the payment names now (its latest attempt's), as the gateway stored it. */
+    const orderNoOf = async (paymentId: string) => (await env.gw.store.payments.get(env.gw.store.reads, paymentId))!.channelOrderNo!;
     const creates = () => proxy.requests.filter((r) => r === 'POST /v3/pay/transactions/native').length;
 
     // Connection refused: provably nothing at wechat_a, so the payment moves to wechat_b, which creates the one order.
@@ -99,7 +107,8 @@ routing:
     t.is(refused.status, 201, refused.text);
     t.deepEqual(refused.json.routing.attempts.map((a: any) => [a.channel, a.outcome, a.error_code]), [['wechat_a', 'not_created', 'channel_unavailable'], ['wechat_b', 'created', undefined]]);
     t.is(refused.json.channel_account, 'wechat_b');
-    t.deepEqual((await ordersOf(refused.json.id)).map(([, account]) => account), ['wechat_b']);
+    const refusedNo = await orderNoOf(refused.json.id);
+    t.deepEqual(await newOrders(), [[refusedNo, 'wechat_b']], 'one order, the payment\'s, made by wechat_b');
     t.is(creates(), 0);
 
     // Sent, never answered: wechat_a received exactly one create; nothing was sent to wechat_b, now or later.
@@ -111,20 +120,21 @@ routing:
     await new Promise((r) => setTimeout(r, 1_500));
     const later = await client.request('GET', `/v1/payments/${swallowed.json.id}`);
     t.is(later.json.status, 'pending');
-    t.is(later.json.routing.attempts.length, 1);
-    t.deepEqual(await ordersOf(swallowed.json.id), [], 'no order anywhere: wechat_a never passed it on, wechat_b was never asked');
+    t.deepEqual(later.json.routing.attempts.map((a: any) => [a.channel, a.outcome, a.error_code]), [['wechat_a', 'unknown', 'timeout']], 'still the one attempt');
+    t.deepEqual(await newOrders(), [], 'no new order anywhere: wechat_a never passed it on, wechat_b was never asked');
     t.is(creates(), 1, 'the gateway queried, it did not create again');
 
     // Processed, answer lost: the one order exists at wechat_a only, and the gateway learns its fate there.
     await proxy.set('drop_response');
     const lost = await client.request('POST', '/v1/payments', { out_trade_no: 'fo-lost', amount: 103, pay_method: 'wechat.native' });
     t.deepEqual(lost.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['wechat_a', 'unknown']]);
-    const orders = await ordersOf(lost.json.id);
-    t.deepEqual(orders.map(([, account]) => account), ['wechat_a']);
+    const lostNo = await orderNoOf(lost.json.id);
+    t.deepEqual(await newOrders(), [[lostNo, 'wechat_a']], 'one order, the payment\'s, made by wechat_a');
     await proxy.set('forward');
-    await fetch(`${sim.url}/__sim/orders/${orders[0]![0]}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    await fetch(`${sim.url}/__sim/orders/${lostNo}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     await waitUntil(async () => ((await client.request('GET', `/v1/payments/${lost.json.id}`)).json.status === 'succeeded' ? true : undefined), 10_000);
-    t.deepEqual((await ordersOf(lost.json.id)).map(([, account]) => account), ['wechat_a'], 'still the one order');
+    t.deepEqual(await newOrders(), [], 'still the one order');
+    t.deepEqual((await book()).sort(), [[refusedNo, 'wechat_b'], [lostNo, 'wechat_a']].sort(), 'three payments, two orders in all: the timed-out one made none');
   } finally {
     await env.close();
     await proxy.close();

@@ -6,7 +6,11 @@ import { startGateway, activeMerchant, MerchantClient, admin, waitUntil, ADMIN_T
 
 const exec = promisify(execFile);
 
-/** Two WeChat accounts on the real-protocol simulator: the second must never be tried after an ambiguous failure. */
+/**
+ * Two WeChat accounts on the real-protocol simulator: the second must never be tried after an ambiguous failure. A
+ * timeout after sending is covered in failover-real.test.ts, where each account has its own path to the simulator: here
+ * both share it, so a timeout fault would hit a call to the second account too and hide it.
+ */
 const config = `mode: sandbox
 server: { host: 127.0.0.1, port: 0, shutdown_grace_ms: 2000 }
 admin: { token: ${ADMIN_TOKEN} }
@@ -23,42 +27,36 @@ routing:
       targets: [wechat_a, wechat_b]
 `;
 
-for (const [name, fault, created] of [['a lost response (the order was created)', { response_lost: 1 }, true], ['a timeout after sending (the channel never processed it)', { timeout: true }, false]] as const) {
-test.serial(`${name} leaves at most one order, on that channel only; the gateway then learns its fate`, async (t) => {
+test.serial('a lost response (the order was created) leaves one order, at the first account only; the gateway then learns its fate', async (t) => {
   const env = await startGateway(config);
   try {
     const sim = env.gw.simulatorUrls().wechatpay!;
     const client = await MerchantClient.for(env.gw, await activeMerchant(env.gw));
-    await fetch(`${sim}/__sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
+    /** The simulator's whole order book (it serves this gateway only), as [order number, account whose notify URL it carries]. */
+    const book = async () => ((await (await fetch(`${sim}/__sim/orders`)).json()) as Array<{ out_trade_no: string; notify_url: string }>).map((o) => [o.out_trade_no, o.notify_url.split('/').pop()]);
+    // The next channel call is processed and its answer lost; any call after it would be answered, and leave an order.
+    await fetch(`${sim}/__sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ response_lost: 1 }) });
     const res = await client.request('POST', '/v1/payments', { out_trade_no: 'amb-real-1', amount: 4321, pay_method: 'wechat.native' });
     await fetch(`${sim}/__sim/faults`, { method: 'DELETE' });
-    const createdJson = res;
-    t.is(createdJson.status, 201, createdJson.text);
-    t.is(createdJson.json.status, 'pending');
-    t.is(createdJson.json.channel_account, 'wechat_a');
-    t.deepEqual(createdJson.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['wechat_a', 'unknown']]);
-    const payment = await env.gw.store.payments.get(env.gw.store.reads, createdJson.json.id);
-    const orders = (await (await fetch(`${sim}/__sim/orders`)).json()) as any;
-    const list = (Array.isArray(orders) ? orders : orders.orders ?? orders.data ?? []) as any[];
-    t.is(list.filter((o) => JSON.stringify(o).includes(payment!.channelOrderNo!)).length, created ? 1 : 0);
-    t.false(JSON.stringify(list).includes(`${payment!.channelOrderNo!.slice(0, -1)}2`), 'no second attempt was made, on either account');
-    if (created) {
-      // The order really exists at the channel: the payer pays it, and the gateway learns it.
-      await fetch(`${sim}/__sim/orders/${payment!.channelOrderNo}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      await waitUntil(async () => ((await client.request('GET', `/v1/payments/${createdJson.json.id}`)).json.status === 'succeeded' ? true : undefined), 10_000);
-    } else {
-      // The channel never had it: queries say so, and the payment waits for its expiry rather than being retried elsewhere.
-      await new Promise((r) => setTimeout(r, 1_500));
-      const later = await client.request('GET', `/v1/payments/${createdJson.json.id}`);
-      t.is(later.json.status, 'pending');
-      t.is(later.json.routing.attempts.length, 1);
-    }
-    t.pass();
+    t.is(res.status, 201, res.text);
+    t.is(res.json.status, 'pending');
+    t.is(res.json.channel_account, 'wechat_a');
+    t.deepEqual(res.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['wechat_a', 'unknown']]);
+    const orderNo = (await env.gw.store.payments.get(env.gw.store.reads, res.json.id))!.channelOrderNo!;
+    t.deepEqual(await book(), [[orderNo, 'wechat_a']], 'the one order at the channel is the payment\'s, made by wechat_a: no second create, at either account');
+
+    // The order really exists at the channel: the payer pays it, and the gateway learns it.
+    await fetch(`${sim}/__sim/orders/${orderNo}/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const paid = await waitUntil(async () => {
+      const r = await client.request('GET', `/v1/payments/${res.json.id}`);
+      return r.json.status === 'succeeded' ? r : undefined;
+    }, 10_000);
+    t.deepEqual(paid.json.routing.attempts.map((a: any) => [a.channel, a.outcome]), [['wechat_a', 'unknown']], 'learnt by querying wechat_a, not by trying again');
+    t.deepEqual(await book(), [[orderNo, 'wechat_a']], 'still the one order');
   } finally {
     await env.close();
   }
 });
-}
 
 test.serial('corbel route explain prints the rule, the order and the reasons', async (t) => {
   const env = await startGateway(config);
