@@ -6,8 +6,10 @@ const outNo = z.string().min(1).max(64).regex(/^[A-Za-z0-9_\-.:]+$/, 'letters, d
 /**
  * An IPv4 or IPv6 address as node:net reads one. zod's `ip()` refuses some valid IPv6 spellings, among them IPv4-mapped
  * ones a payer_region rule reads: `0:0:0:0:0:ffff:10.0.0.1` (six groups, then a dotted quad) and `0::ffff:10.0.0.1`.
+ * A zone id (`%eth0`) names an interface of the payer's own host: it is refused, since the address goes on to the
+ * channel (WeChat's payer_client_ip) as the payer's public address.
  */
-const isIpAddress = (v: string) => isIP(v) !== 0;
+const isIpAddress = (v: string) => isIP(v) !== 0 && !v.includes('%');
 const url = z.string().url().max(1024).refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
 /** Minor units: a positive safe integer. A string, a fraction or a negative is rejected, never rounded. */
 const minorUnits = z.number({ invalid_type_error: 'must be an integer number of minor units (fen)' }).int('must be an integer number of minor units (fen)').positive('must be greater than 0').max(Number.MAX_SAFE_INTEGER);

@@ -146,6 +146,7 @@ for (const [name, raw, code, param] of [
   ['an unknown field', JSON.stringify(order({ colour: 'red' })), 'invalid_request', 'colour'],
   ['a bad notify_url', JSON.stringify(order({ notify_url: 'ftp://x' })), 'invalid_request', 'notify_url'],
   ['a wrong payer type', JSON.stringify(order({ payer: 'me' })), 'invalid_request', 'payer'],
+  ['a client_ip with a zone id', JSON.stringify(order({ payer: { client_ip: '::ffff:10.0.0.1%eth0' } })), 'invalid_request', 'payer.client_ip'],
 ] as const) {
   test(`${name} is a 4xx JSON error naming the field`, async (t) => {
     const res = await client.request('POST', '/v1/payments', undefined, { raw });

@@ -63,6 +63,7 @@ test('admin explain: malformed or repeated parameters are a 400 naming the param
     ['pay_method=alipay.qr', 'amount', /^amount: required/],
     ['amount=5', 'pay_method', /^pay_method: required/],
     ['pay_method=alipay.qr&amount=5&client_ip=999.1.1.1', 'client_ip', /^client_ip: must be an IP address/],
+    [`pay_method=alipay.qr&amount=5&client_ip=${encodeURIComponent('::ffff:10.0.0.1%eth0')}`, 'client_ip', /^client_ip: must be an IP address/],
     ['pay_method=alipay.qr&amount=5&currency=usd', 'currency', /^currency: must be an ISO 4217 code/],
     ['pay_method=alipay.qr&amount=5&currency=USD', 'currency', /^currency: USD is not enabled \(api.currencies: CNY\)/],
     ['pay_method=alipay.qr&amount=5&metadata=novalue', 'metadata', /^metadata: "novalue" is not key=value/],
