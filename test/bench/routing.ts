@@ -8,7 +8,7 @@ import { compile, syntheticTable } from '../routing/table.js';
 import { startGateway, activeMerchant, fixtureConfig, admin } from '../helpers/gateway.js';
 import { runLoad, signedPaymentRequest } from '../helpers/load.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { bytesAllocatedUnder } from '../helpers/heap-sampler.js';
 
 const json = process.argv.includes('--json');
 const log = (...args: unknown[]) => console.error(...args);
@@ -90,26 +90,11 @@ function latencyAndHeap(p: Prepared) {
  * GCs, so it shows only what is retained and would read 0 B for any amount of short-lived garbage. Counted by V8's
  * sampling heap profiler (one sample per 256 bytes on average, collected objects kept in the profile).
  */
-async function allocatedPerMillion(p: Prepared): Promise<number> {
+function allocatedPerMillion(p: Prepared): Promise<number> {
   const { routing, inputs } = p;
-  const session = new Session();
-  session.connect();
-  try {
-    await session.post('HeapProfiler.enable');
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  return bytesAllocatedUnder('decide', 256, () => {
     for (let i = 0; i < 1_000_000; i++) sink += routing.decide(inputs[i & 4_095]!).count;
-    const { profile } = await session.post('HeapProfiler.stopSampling');
-    let bytes = 0;
-    const walk = (node: typeof profile.head, underDecide: boolean): void => {
-      const inside = underDecide || node.callFrame.functionName === 'decide';
-      if (inside) bytes += node.selfSize;
-      for (const child of node.children) walk(child, inside);
-    };
-    walk(profile.head, false);
-    return bytes;
-  } finally {
-    session.disconnect();
-  }
+  });
 }
 
 async function reloadUnderLoad() {

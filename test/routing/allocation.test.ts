@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Session } from 'node:inspector/promises';
+import { bytesAllocatedUnder } from '../helpers/heap-sampler.js';
 import { compile, input, syntheticTable } from './table.js';
 import type { CompiledRouting, RoutingInput } from '../../core/routing/engine.js';
 
@@ -11,25 +11,11 @@ import type { CompiledRouting, RoutingInput } from '../../core/routing/engine.js
  */
 async function bytesPerDecision(routing: CompiledRouting, inputs: RoutingInput[]): Promise<number> {
   for (let k = 0; k < 3_000_000; k++) routing.decide(inputs[k % inputs.length]!);
-  const session = new Session();
-  session.connect();
-  try {
-    await session.post('HeapProfiler.enable');
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-    const n = 200_000;
+  const n = 200_000;
+  const bytes = await bytesAllocatedUnder('decide', 64, () => {
     for (let k = 0; k < n; k++) routing.decide(inputs[k % inputs.length]!);
-    const { profile } = await session.post('HeapProfiler.stopSampling');
-    let bytes = 0;
-    const walk = (node: typeof profile.head, underDecide: boolean): void => {
-      const inside = underDecide || node.callFrame.functionName === 'decide';
-      if (inside) bytes += node.selfSize;
-      for (const child of node.children) walk(child, inside);
-    };
-    walk(profile.head, false);
-    return bytes / n;
-  } finally {
-    session.disconnect();
-  }
+  });
+  return bytes / n;
 }
 
 test.serial('a decision allocates nothing in steady state: every strategy, every kind of condition, limits', async (t) => {
