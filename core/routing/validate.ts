@@ -5,6 +5,12 @@ import { reachableFor, ruleShapes, shadowedRules, type MatchShape } from './shad
 /** Account name → the pay methods it serves; null when unknown (plugin failed to load, or disabled). */
 type ServedBy = ReadonlyMap<string, ReadonlySet<string> | null>;
 
+/** What the API lets a payment be (config `api`): the bounds every rule is judged within. */
+interface PaymentLimits {
+  currencies: readonly string[];
+  max_amount: number;
+}
+
 interface RuleContext {
   rule: RoutingRuleConfig;
   /** `routing.rules.2 (big_wechat)`: every problem starts with it. */
@@ -19,7 +25,7 @@ interface RuleContext {
  * Checks a routing table against the accounts it names. Each problem names the rule and the
  * field: `routing.rules.2 (big_wechat).targets.1: channel account alipay_main does not serve wechat.*`.
  */
-export function validateRouting(config: RoutingConfig, routing: CompiledRouting, accountPayMethods: ServedBy, api: { currencies: readonly string[]; max_amount: number }): string[] {
+export function validateRouting(config: RoutingConfig, routing: CompiledRouting, accountPayMethods: ServedBy, api: PaymentLimits): string[] {
   const problems: string[] = [];
   const { currencies } = api;
   const names = new Set<string>();
@@ -149,7 +155,7 @@ function feeProblems({ rule, at, methods, targets }: RuleContext, routing: Compi
 }
 
 /** Match conditions that are empty or can never be met. */
-function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, api: { currencies: readonly string[]; max_amount: number }): string[] {
+function matchProblems({ rule, at }: RuleContext, config: RoutingConfig, api: PaymentLimits): string[] {
   const problems: string[] = [];
   const { currencies } = api;
   const { amount_min: min, amount_max: max, dates, hours } = rule.match;

@@ -179,7 +179,6 @@ export class PaymentRepository {
     return res.changes === 1;
   }
 
-  /** Per account: payments created since a time that did not fail (what daily limits count). */
   /**
    * Each account's share of its daily limits since `since`, as routing holds it: every payment created there, except
    * one that provably created nothing (declined, or failed without reaching it). A payment whose order was created
